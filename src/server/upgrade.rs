@@ -1,0 +1,131 @@
+//! The `/v1/listen` upgrade: an HTTP request in, a WebSocket session (or a clear refusal over WebSocket) out.
+//!
+//! Refusals (over capacity, model loading, bad query) are sent after the
+//! upgrade as a protocol error message plus a close code, because browsers
+//! cannot read the body of a failed upgrade.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures_util::SinkExt;
+use hyper::body::Incoming;
+use hyper::header::{
+    CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
+    UPGRADE,
+};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+
+use super::AppState;
+use super::http::{Body, json};
+use crate::admission::AdmissionError;
+use crate::metrics;
+use crate::protocol::{ErrorCode, ListenParams, ServerMessage};
+
+pub fn listen(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
+    let headers = req.headers();
+    let is_upgrade = headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = headers
+        .get(SEC_WEBSOCKET_KEY)
+        .map(|k| derive_accept_key(k.as_bytes()));
+    let version_ok = headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let Some(accept) = key.filter(|_| is_upgrade && version_ok) else {
+        return json(
+            StatusCode::UPGRADE_REQUIRED,
+            serde_json::json!({"error": "this endpoint speaks WebSocket (version 13) only"}),
+        );
+    };
+
+    let params = ListenParams::from_query(req.uri().query());
+    let admitted = if !state.model_ready.load(Ordering::SeqCst) {
+        Err((
+            ErrorCode::NotReady,
+            "the model is still loading; retry in a few seconds".to_string(),
+            Some(state.config.admission.retry_after_s),
+        ))
+    } else {
+        match &params {
+            Err(message) => Err((ErrorCode::BadRequest, message.clone(), None)),
+            Ok(_) => state.admission.try_admit().map_err(|e| match e {
+                AdmissionError::OverCapacity { .. } => (
+                    ErrorCode::OverCapacity,
+                    e.to_string(),
+                    Some(state.config.admission.retry_after_s),
+                ),
+                AdmissionError::Closed => (
+                    ErrorCode::ShuttingDown,
+                    "the server is shutting down".to_string(),
+                    None,
+                ),
+            }),
+        }
+    };
+
+    let ws_config = WebSocketConfig::default()
+        .max_message_size(Some(state.config.session.max_message_bytes))
+        .max_frame_size(Some(state.config.session.max_message_bytes))
+        .max_write_buffer_size(4 << 20);
+    let tracker = state.tracker.clone();
+    tracker.spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
+                .await;
+        match admitted {
+            Ok(permit) => {
+                let params = params.expect("admitted only with valid params");
+                crate::session::run(ws, params, permit, state.sessions.clone()).await;
+            }
+            Err((code, message, retry_after_s)) => refuse(ws, code, message, retry_after_s).await,
+        }
+    });
+
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(CONNECTION, HeaderValue::from_static("upgrade"))
+        .header(UPGRADE, HeaderValue::from_static("websocket"))
+        .header(SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::default())
+        .expect("static headers are valid")
+}
+
+async fn refuse<S>(
+    mut ws: WebSocketStream<S>,
+    code: ErrorCode,
+    message: String,
+    retry_after_s: Option<u32>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    metrics::error_sent(code);
+    let m = ServerMessage::Error {
+        code,
+        message,
+        retry_after_s,
+    };
+    let frame = CloseFrame {
+        code: CloseCode::from(code.close_code()),
+        reason: code.close_reason().into(),
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        ws.send(Message::text(m.to_json())).await?;
+        ws.close(Some(frame)).await
+    })
+    .await;
+}

@@ -1,0 +1,291 @@
+//! The worker pool: transcription jobs (16 kHz utterance audio) in, text out on each job's reply channel.
+//!
+//! A fixed number of named OS threads (`steno-worker-N`), each owning one
+//! `Transcriber` (for Whisper: one `WhisperState` over the one shared
+//! model), warmed up before the pool reports ready. Blocking model work never
+//! runs on the async runtime. Scheduling policy lives in `queue`.
+
+mod queue;
+pub mod text;
+pub mod whisper;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+pub use queue::{JobQueue, QueueClosed};
+
+use crate::metrics::{self, JobKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot load the model: {0}")]
+    Load(String),
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("inference panicked")]
+    Panicked,
+    #[error("cannot start worker thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// One unit of model work.
+pub struct Job {
+    pub kind: JobKind,
+    /// The submitting session, so its older partial can be replaced.
+    pub session: u64,
+    /// 16 kHz mono samples in [-1, 1].
+    pub audio: Vec<f32>,
+    /// Where the result goes; a dropped receiver means nobody wants it.
+    pub reply: oneshot::Sender<JobResult>,
+    pub enqueued_at: Instant,
+    /// A partial that waited longer than this is shed (finals ignore it).
+    pub stale_after: Duration,
+}
+
+pub type JobResult = Result<Transcript, WorkerError>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transcript {
+    pub text: String,
+    /// Wall time of the inference alone.
+    pub inference: Duration,
+}
+
+/// Turns audio into text. One instance per worker thread; it may keep
+/// mutable scratch state (Whisper's KV cache, mel buffers).
+pub trait Transcriber: Send {
+    fn transcribe(&mut self, audio: &[f32], kind: JobKind) -> Result<String, WorkerError>;
+}
+
+/// Makes a fresh `Transcriber`: at start-up for each worker, and again when
+/// one panicked and its state cannot be trusted.
+pub trait TranscriberFactory: Send + Sync + 'static {
+    fn create(&self) -> Result<Box<dyn Transcriber>, WorkerError>;
+}
+
+/// The running pool. Dropping it does not stop the threads; call `shutdown`.
+pub struct WorkerPool {
+    queue: Arc<JobQueue>,
+    threads: Vec<JoinHandle<()>>,
+    ready: Arc<AtomicUsize>,
+}
+
+impl WorkerPool {
+    /// Starts `count` workers and blocks until each has built and warmed up
+    /// its transcriber. Call it from a blocking context.
+    pub fn start(
+        factory: Arc<dyn TranscriberFactory>,
+        count: usize,
+        queue: Arc<JobQueue>,
+    ) -> Result<Self, WorkerError> {
+        let ready = Arc::new(AtomicUsize::new(0));
+        let (started_tx, started_rx) = std::sync::mpsc::sync_channel(count);
+        let mut threads = Vec::with_capacity(count);
+        for index in 0..count {
+            let factory = factory.clone();
+            let queue = queue.clone();
+            let ready = ready.clone();
+            let started_tx = started_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("steno-worker-{index}"))
+                .spawn(move || {
+                    let transcriber = factory.create().and_then(|mut t| {
+                        warm_up(t.as_mut())?;
+                        Ok(t)
+                    });
+                    match transcriber {
+                        Ok(t) => {
+                            ready.fetch_add(1, Ordering::SeqCst);
+                            metrics::gauge_workers_ready(ready.load(Ordering::SeqCst));
+                            let _ = started_tx.send(Ok(()));
+                            run_worker(index, t, factory.as_ref(), &queue);
+                            ready.fetch_sub(1, Ordering::SeqCst);
+                            metrics::gauge_workers_ready(ready.load(Ordering::SeqCst));
+                        }
+                        Err(e) => {
+                            let _ = started_tx.send(Err(e));
+                        }
+                    }
+                })
+                .map_err(WorkerError::Spawn)?;
+            threads.push(handle);
+        }
+        drop(started_tx);
+        for _ in 0..count {
+            match started_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    queue.close();
+                    return Err(e);
+                }
+                Err(_) => {
+                    queue.close();
+                    return Err(WorkerError::Load(
+                        "a worker thread died while starting".into(),
+                    ));
+                }
+            }
+        }
+        tracing::info!(workers = count, "worker pool warmed up and ready");
+        Ok(Self {
+            queue,
+            threads,
+            ready,
+        })
+    }
+
+    pub fn queue(&self) -> &Arc<JobQueue> {
+        &self.queue
+    }
+
+    /// Workers currently serving.
+    pub fn ready_workers(&self) -> usize {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Closes the queue, lets workers finish queued finals, and joins them.
+    pub fn shutdown(self) {
+        self.queue.close();
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One inference on a second of silence: the first call allocates buffers
+/// and pages the weights in, so the first user does not pay for it.
+fn warm_up(t: &mut dyn Transcriber) -> Result<(), WorkerError> {
+    let started = Instant::now();
+    t.transcribe(&vec![0.0; 16_000], JobKind::Final)?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "worker warmed up"
+    );
+    Ok(())
+}
+
+fn run_worker(
+    index: usize,
+    mut transcriber: Box<dyn Transcriber>,
+    factory: &dyn TranscriberFactory,
+    queue: &JobQueue,
+) {
+    while let Some(job) = queue.pop_blocking() {
+        if job.reply.is_closed() {
+            // The session is gone (client vanished): nobody reads the result.
+            continue;
+        }
+        let started = Instant::now();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            transcriber.transcribe(&job.audio, job.kind)
+        }));
+        let inference = started.elapsed();
+        metrics::inference_done(
+            job.kind,
+            inference.as_secs_f64(),
+            job.audio.len() as f64 / 16_000.0,
+        );
+        let result = match outcome {
+            Ok(Ok(text)) => Ok(Transcript { text, inference }),
+            Ok(Err(e)) => {
+                tracing::warn!(worker = index, error = %e, "inference failed");
+                Err(e)
+            }
+            Err(_) => {
+                metrics::worker_panicked();
+                tracing::error!(
+                    worker = index,
+                    "inference panicked; rebuilding this worker's model state"
+                );
+                match factory.create() {
+                    Ok(fresh) => transcriber = fresh,
+                    Err(e) => {
+                        tracing::error!(worker = index, error = %e, "cannot rebuild worker state; worker stops");
+                        let _ = job.reply.send(Err(WorkerError::Panicked));
+                        return;
+                    }
+                }
+                Err(WorkerError::Panicked)
+            }
+        };
+        let _ = job.reply.send(result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Echoes the audio length; panics on audio of length 13.
+    struct Fake;
+    impl Transcriber for Fake {
+        fn transcribe(&mut self, audio: &[f32], _kind: JobKind) -> Result<String, WorkerError> {
+            assert_ne!(audio.len(), 13, "injected panic");
+            Ok(format!("{} samples", audio.len()))
+        }
+    }
+    struct FakeFactory;
+    impl TranscriberFactory for FakeFactory {
+        fn create(&self) -> Result<Box<dyn Transcriber>, WorkerError> {
+            Ok(Box::new(Fake))
+        }
+    }
+
+    fn job(audio: usize) -> (Job, oneshot::Receiver<JobResult>) {
+        let (reply, rx) = oneshot::channel();
+        (
+            Job {
+                kind: JobKind::Final,
+                session: 1,
+                audio: vec![0.0; audio],
+                reply,
+                enqueued_at: Instant::now(),
+                stale_after: Duration::from_secs(1),
+            },
+            rx,
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pool_transcribes_and_survives_a_panic() {
+        let queue = Arc::new(JobQueue::new(8, 8));
+        let pool = tokio::task::spawn_blocking({
+            let queue = queue.clone();
+            move || WorkerPool::start(Arc::new(FakeFactory), 2, queue)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(pool.ready_workers(), 2);
+        let (j, rx) = job(13);
+        queue.push_final(j).await.unwrap();
+        assert!(matches!(rx.await.unwrap(), Err(WorkerError::Panicked)));
+        for n in [100, 200, 300] {
+            let (j, rx) = job(n);
+            queue.push_final(j).await.unwrap();
+            assert_eq!(rx.await.unwrap().unwrap().text, format!("{n} samples"));
+        }
+        assert_eq!(pool.ready_workers(), 2);
+        tokio::task::spawn_blocking(move || pool.shutdown())
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn failing_factory_fails_start() {
+        struct Broken;
+        impl TranscriberFactory for Broken {
+            fn create(&self) -> Result<Box<dyn Transcriber>, WorkerError> {
+                Err(WorkerError::Load("no such file".into()))
+            }
+        }
+        let queue = Arc::new(JobQueue::new(1, 1));
+        let err = WorkerPool::start(Arc::new(Broken), 2, queue).err().unwrap();
+        assert!(err.to_string().contains("no such file"));
+    }
+}

@@ -1,0 +1,272 @@
+//! The job scheduler: final and partial transcription jobs in, the next job for a free worker out.
+//!
+//! Policy when full or busy:
+//! - finals are never dropped; when `final_capacity` are waiting, the
+//!   submitting session waits (and so stops reading its socket);
+//! - finals always go ahead of partials;
+//! - a session has at most one partial waiting: a newer one replaces it;
+//! - past `partial_capacity` the oldest partial is shed, and a partial that
+//!   waited longer than its `stale_after` is shed instead of run.
+//!
+//! Every shed partial is counted in `steno_partials_shed_total`.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use tokio::sync::Notify;
+
+use super::Job;
+use crate::metrics::{self, JobKind};
+
+pub struct JobQueue {
+    state: Mutex<QueueState>,
+    /// Wakes workers when a job arrives or the queue closes.
+    work_ready: Condvar,
+    /// Wakes sessions waiting for room in the final queue.
+    room_for_final: Notify,
+    final_capacity: usize,
+    partial_capacity: usize,
+}
+
+#[derive(Default)]
+struct QueueState {
+    finals: VecDeque<Job>,
+    partials: VecDeque<Job>,
+    closed: bool,
+}
+
+/// The queue no longer takes jobs (the server is stopping).
+#[derive(Debug, thiserror::Error)]
+#[error("the worker queue is closed")]
+pub struct QueueClosed;
+
+impl JobQueue {
+    pub fn new(final_capacity: usize, partial_capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(QueueState::default()),
+            work_ready: Condvar::new(),
+            room_for_final: Notify::new(),
+            final_capacity,
+            partial_capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A worker that panicked while holding the lock left the queue in a
+        // consistent state (every mutation is a single push or pop).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a final, waiting for room if the final queue is full.
+    pub async fn push_final(&self, job: Job) -> Result<(), QueueClosed> {
+        debug_assert_eq!(job.kind, JobKind::Final);
+        let mut job = Some(job);
+        loop {
+            let room = self.room_for_final.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if state.closed {
+                    return Err(QueueClosed);
+                }
+                if state.finals.len() < self.final_capacity {
+                    state
+                        .finals
+                        .push_back(job.take().expect("job is pushed once"));
+                    metrics::queue_depth(JobKind::Final, state.finals.len());
+                    drop(state);
+                    self.work_ready.notify_one();
+                    return Ok(());
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// Queues a partial, replacing the session's waiting partial and shedding
+    /// the oldest when full. Never waits.
+    pub fn push_partial(&self, job: Job) -> Result<(), QueueClosed> {
+        debug_assert_eq!(job.kind, JobKind::Partial);
+        let mut state = self.lock();
+        if state.closed {
+            return Err(QueueClosed);
+        }
+        let before = state.partials.len();
+        state.partials.retain(|p| p.session != job.session);
+        let mut shed = before - state.partials.len();
+        while state.partials.len() >= self.partial_capacity {
+            state.partials.pop_front();
+            shed += 1;
+        }
+        state.partials.push_back(job);
+        metrics::queue_depth(JobKind::Partial, state.partials.len());
+        drop(state);
+        if shed > 0 {
+            metrics::partials_shed(shed as u64);
+        }
+        self.work_ready.notify_one();
+        Ok(())
+    }
+
+    /// Blocks a worker thread until a job is due; `None` once the queue is
+    /// closed and every final has been handed out.
+    pub fn pop_blocking(&self) -> Option<Job> {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.finals.pop_front() {
+                metrics::queue_depth(JobKind::Final, state.finals.len());
+                drop(state);
+                self.room_for_final.notify_waiters();
+                return Some(job);
+            }
+            let now = Instant::now();
+            let mut stale = 0;
+            while let Some(job) = state.partials.pop_front() {
+                if now.duration_since(job.enqueued_at) > job.stale_after || job.reply.is_closed() {
+                    stale += 1;
+                    continue;
+                }
+                metrics::queue_depth(JobKind::Partial, state.partials.len());
+                drop(state);
+                if stale > 0 {
+                    metrics::partials_shed(stale);
+                }
+                return Some(job);
+            }
+            if stale > 0 {
+                metrics::partials_shed(stale);
+                metrics::queue_depth(JobKind::Partial, 0);
+            }
+            if state.closed {
+                return None;
+            }
+            state = self
+                .work_ready
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Refuses new jobs; workers finish the finals already queued, then stop.
+    /// Waiting partials are dropped.
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        let shed = state.partials.len();
+        state.partials.clear();
+        drop(state);
+        if shed > 0 {
+            metrics::partials_shed(shed as u64);
+        }
+        self.work_ready.notify_all();
+        self.room_for_final.notify_waiters();
+    }
+
+    /// Jobs waiting now: (finals, partials).
+    pub fn depth(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.finals.len(), state.partials.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    fn job(kind: JobKind, session: u64) -> (Job, oneshot::Receiver<super::super::JobResult>) {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            kind,
+            session,
+            audio: vec![0.0; 160],
+            reply,
+            enqueued_at: Instant::now(),
+            stale_after: Duration::from_secs(60),
+        };
+        (job, rx)
+    }
+
+    #[tokio::test]
+    async fn finals_go_before_partials() {
+        let q = JobQueue::new(4, 4);
+        let (p, _rp) = job(JobKind::Partial, 1);
+        q.push_partial(p).unwrap();
+        let (f, _rf) = job(JobKind::Final, 2);
+        q.push_final(f).await.unwrap();
+        assert_eq!(q.pop_blocking().unwrap().kind, JobKind::Final);
+        assert_eq!(q.pop_blocking().unwrap().kind, JobKind::Partial);
+    }
+
+    #[tokio::test]
+    async fn one_partial_per_session_and_oldest_shed() {
+        let q = JobQueue::new(4, 2);
+        let (a1, ra1) = job(JobKind::Partial, 1);
+        let (a2, _ra2) = job(JobKind::Partial, 1);
+        q.push_partial(a1).unwrap();
+        q.push_partial(a2).unwrap();
+        assert_eq!(q.depth(), (0, 1));
+        // The replaced job's reply is dropped: its session sees it cancelled.
+        assert!(ra1.await.is_err());
+        let (b, _rb) = job(JobKind::Partial, 2);
+        let (c, _rc) = job(JobKind::Partial, 3);
+        q.push_partial(b).unwrap();
+        q.push_partial(c).unwrap();
+        assert_eq!(q.depth(), (0, 2));
+        assert_eq!(q.pop_blocking().unwrap().session, 2);
+        assert_eq!(q.pop_blocking().unwrap().session, 3);
+    }
+
+    #[tokio::test]
+    async fn stale_partials_are_not_run() {
+        let q = JobQueue::new(4, 4);
+        let (mut p, _rp) = job(JobKind::Partial, 1);
+        p.stale_after = Duration::ZERO;
+        p.enqueued_at = Instant::now() - Duration::from_millis(5);
+        q.push_partial(p).unwrap();
+        let (f, _rf) = job(JobKind::Final, 1);
+        q.push_final(f).await.unwrap();
+        assert_eq!(q.pop_blocking().unwrap().kind, JobKind::Final);
+        q.close();
+        assert!(q.pop_blocking().is_none());
+    }
+
+    #[tokio::test]
+    async fn full_final_queue_makes_the_session_wait_not_drop() {
+        let q = Arc::new(JobQueue::new(1, 1));
+        let (f1, _r1) = job(JobKind::Final, 1);
+        q.push_final(f1).await.unwrap();
+        let (f2, _r2) = job(JobKind::Final, 2);
+        let q2 = q.clone();
+        let pusher = tokio::spawn(async move { q2.push_final(f2).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!pusher.is_finished(), "second final must wait for room");
+        let first = tokio::task::spawn_blocking({
+            let q = q.clone();
+            move || q.pop_blocking().map(|j| j.session)
+        })
+        .await
+        .unwrap();
+        assert_eq!(first, Some(1));
+        pusher.await.unwrap().unwrap();
+        assert_eq!(q.depth(), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn close_drains_finals_then_stops() {
+        let q = JobQueue::new(4, 4);
+        let (f, _rf) = job(JobKind::Final, 1);
+        q.push_final(f).await.unwrap();
+        q.close();
+        let (f2, _rf2) = job(JobKind::Final, 1);
+        assert!(q.push_final(f2).await.is_err());
+        assert!(q.pop_blocking().is_some());
+        assert!(q.pop_blocking().is_none());
+    }
+}

@@ -1,0 +1,204 @@
+//! The Whisper transcriber: a ggml model file in (loaded once, shared), one `WhisperState` per worker out.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use whisper_rs::{
+    FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
+};
+
+use super::{Transcriber, TranscriberFactory, WorkerError, text};
+use crate::config::ModelConfig;
+use crate::metrics::JobKind;
+
+/// Encoder frames per second of audio (whisper's mel hop is 10 ms, the
+/// encoder halves it).
+const FRAMES_PER_S: f32 = 50.0;
+/// Whisper's full window: 30 s.
+pub const FULL_AUDIO_CTX: u32 = 1500;
+/// whisper.cpp skips input under 100 ms; pad short audio to this many samples.
+const MIN_SAMPLES: usize = 16_000;
+
+/// The shared model and the decoding policy every worker uses.
+pub struct WhisperModel {
+    context: Arc<WhisperContext>,
+    policy: DecodePolicy,
+}
+
+/// How an utterance is decoded: chosen by measurement, see docs/accuracy.md.
+#[derive(Clone, Debug)]
+pub struct DecodePolicy {
+    pub language: String,
+    pub threads: usize,
+    pub min_audio_ctx: u32,
+    pub max_tokens_per_s: f32,
+}
+
+impl DecodePolicy {
+    /// Encoder window for `samples` of 16 kHz audio: the audio plus a margin,
+    /// never under `min_audio_ctx` (short windows make tiny models loop).
+    pub fn audio_ctx(&self, samples: usize) -> u32 {
+        let seconds = samples as f32 / 16_000.0;
+        let needed = (seconds * FRAMES_PER_S).ceil() as u32 + 64;
+        needed.clamp(self.min_audio_ctx, FULL_AUDIO_CTX)
+    }
+
+    /// Token budget for an utterance: enough for fast speech, not for a loop.
+    pub fn max_tokens(&self, samples: usize) -> u32 {
+        let seconds = samples as f32 / 16_000.0;
+        16 + (seconds * self.max_tokens_per_s).ceil() as u32
+    }
+}
+
+impl WhisperModel {
+    /// Loads the ggml file. Blocking: seconds for large models.
+    pub fn load(config: &ModelConfig, threads: usize) -> Result<Self, WorkerError> {
+        Self::load_path(&config.path, config, threads)
+    }
+
+    pub fn load_path(
+        path: &Path,
+        config: &ModelConfig,
+        threads: usize,
+    ) -> Result<Self, WorkerError> {
+        // whisper.cpp logs to stderr by default; route it through tracing.
+        static LOG_HOOKS: std::sync::Once = std::sync::Once::new();
+        LOG_HOOKS.call_once(whisper_rs::install_logging_hooks);
+        if !path.is_file() {
+            return Err(WorkerError::Load(format!(
+                "model file {} not found (run `make model` or set model.path)",
+                path.display()
+            )));
+        }
+        let mut params = WhisperContextParameters::default();
+        params.flash_attn = config.flash_attn;
+        let path_str = path.to_str().ok_or_else(|| {
+            WorkerError::Load(format!("model path {} is not UTF-8", path.display()))
+        })?;
+        let context = WhisperContext::new_with_params(path_str, params)
+            .map_err(|e| WorkerError::Load(format!("{}: {e}", path.display())))?;
+        Ok(Self {
+            context: Arc::new(context),
+            policy: DecodePolicy {
+                language: config.language.clone(),
+                threads,
+                min_audio_ctx: config.min_audio_ctx,
+                max_tokens_per_s: config.max_tokens_per_s,
+            },
+        })
+    }
+
+    pub fn policy(&self) -> &DecodePolicy {
+        &self.policy
+    }
+
+    /// A transcriber with its own state, outside any pool (offline tools).
+    pub fn transcriber(&self) -> Result<WhisperTranscriber, WorkerError> {
+        let state = self
+            .context
+            .create_state()
+            .map_err(|e| WorkerError::Load(format!("cannot create whisper state: {e}")))?;
+        Ok(WhisperTranscriber {
+            state,
+            policy: self.policy.clone(),
+            padded: Vec::new(),
+        })
+    }
+}
+
+impl TranscriberFactory for WhisperModel {
+    fn create(&self) -> Result<Box<dyn Transcriber>, WorkerError> {
+        Ok(Box::new(self.transcriber()?))
+    }
+}
+
+pub struct WhisperTranscriber {
+    state: WhisperState,
+    policy: DecodePolicy,
+    /// Scratch buffer for audio padded to whisper's minimum.
+    padded: Vec<f32>,
+}
+
+impl WhisperTranscriber {
+    /// Transcribes with an explicit encoder window (benchmarks, evaluation).
+    pub fn transcribe_with_ctx(
+        &mut self,
+        audio: &[f32],
+        audio_ctx: u32,
+    ) -> Result<String, WorkerError> {
+        let audio = if audio.len() < MIN_SAMPLES {
+            self.padded.clear();
+            self.padded.extend_from_slice(audio);
+            self.padded.resize(MIN_SAMPLES, 0.0);
+            &self.padded[..]
+        } else {
+            audio
+        };
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(self.policy.threads as i32);
+        params.set_language(Some(&self.policy.language));
+        // States are shared by every session: never carry one user's words
+        // into another's prompt.
+        params.set_no_context(true);
+        params.set_single_segment(true);
+        params.set_no_timestamps(true);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_special(false);
+        params.set_print_timestamps(false);
+        params.set_audio_ctx(audio_ctx as i32);
+        params.set_max_tokens(self.policy.max_tokens(audio.len()) as i32);
+        self.state
+            .full(params, audio)
+            .map_err(|e| WorkerError::Inference(e.to_string()))?;
+        let mut raw = String::new();
+        for segment in self.state.as_iter() {
+            raw.push_str(
+                &segment
+                    .to_str_lossy()
+                    .map_err(|e| WorkerError::Inference(e.to_string()))?,
+            );
+        }
+        Ok(text::clean(&raw))
+    }
+}
+
+impl Transcriber for WhisperTranscriber {
+    fn transcribe(&mut self, audio: &[f32], _kind: JobKind) -> Result<String, WorkerError> {
+        let ctx = self.policy.audio_ctx(audio.len().max(MIN_SAMPLES));
+        self.transcribe_with_ctx(audio, ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(min: u32) -> DecodePolicy {
+        DecodePolicy {
+            language: "en".into(),
+            threads: 1,
+            min_audio_ctx: min,
+            max_tokens_per_s: 8.0,
+        }
+    }
+
+    #[test]
+    fn audio_ctx_grows_with_audio_between_floor_and_full() {
+        let p = policy(512);
+        assert_eq!(p.audio_ctx(16_000), 512);
+        assert_eq!(p.audio_ctx(16_000 * 10), 564);
+        assert_eq!(p.audio_ctx(16_000 * 29), FULL_AUDIO_CTX);
+        assert_eq!(p.audio_ctx(16_000 * 60), FULL_AUDIO_CTX);
+        assert_eq!(policy(1500).audio_ctx(16_000), FULL_AUDIO_CTX);
+    }
+
+    #[test]
+    fn token_budget_scales_with_duration() {
+        let p = policy(512);
+        assert_eq!(p.max_tokens(0), 16);
+        assert_eq!(p.max_tokens(16_000 * 5), 56);
+    }
+}
