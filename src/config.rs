@@ -13,6 +13,15 @@ use crate::vad::SegmenterConfig;
 /// Prefix of environment variables that override config keys.
 pub const ENV_PREFIX: &str = "STENO_";
 
+/// `STENO_*` variables that are not config keys: logging and tooling.
+pub const NON_CONFIG_VARS: &[&str] = &[
+    "STENO_LOG",
+    "STENO_TEST_MODEL",
+    "STENO_SKIP_BROWSER",
+    "STENO_MODEL_PROFILE",
+    "STENO_WITH_BROWSER",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -88,7 +97,7 @@ impl Default for ModelConfig {
         Self {
             path: PathBuf::from("models/ggml-tiny.en.bin"),
             language: "en".to_string(),
-            min_audio_ctx: 512,
+            min_audio_ctx: 768,
             max_tokens_per_s: 8.0,
             flash_attn: false,
         }
@@ -216,6 +225,9 @@ impl Config {
             let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
+            if NON_CONFIG_VARS.contains(&var.as_str()) {
+                continue;
+            }
             let Some((section, key)) = rest.split_once("__") else {
                 return Err(ConfigError::BadEnvName { var });
             };
@@ -375,6 +387,7 @@ mod tests {
                 ("STENO_SERVER__LISTEN", "127.0.0.1:9000"),
                 ("STENO_MODEL__PATH", "models/other.bin"),
                 ("PATH", "/usr/bin"),
+                ("STENO_LOG", "debug"),
             ]),
         )
         .unwrap();

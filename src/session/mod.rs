@@ -8,7 +8,7 @@ mod clock;
 mod writer;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{Sink, Stream, StreamExt};
@@ -99,6 +99,7 @@ where
     let (sink, stream) = ws.split();
     let (out_tx, out_rx) = mpsc::channel(ctx.session.outbound_queue);
     let queued_samples = Arc::new(AtomicUsize::new(0));
+    let partial_in_flight = Arc::new(AtomicBool::new(false));
     let writer_done = CancellationToken::new();
     let writer = tokio::spawn(
         write_loop(
@@ -106,6 +107,7 @@ where
             out_rx,
             WriterShared {
                 queued_samples: queued_samples.clone(),
+                partial_in_flight: partial_in_flight.clone(),
                 done: writer_done.clone(),
                 hard_stop: ctx.hard_stop.clone(),
                 send_timeout: Duration::from_secs_f32(ctx.session.send_timeout_s),
@@ -113,7 +115,7 @@ where
         )
         .in_current_span(),
     );
-    let mut reader = match Reader::new(id, &params, ctx, out_tx, queued_samples) {
+    let mut reader = match Reader::new(id, &params, ctx, out_tx, queued_samples, partial_in_flight) {
         Ok(r) => r,
         Err(end) => {
             let _ = writer.await;
@@ -150,6 +152,7 @@ struct Reader<'a> {
     segmenter: Segmenter,
     out: mpsc::Sender<Outbound>,
     queued_samples: Arc<AtomicUsize>,
+    partial_in_flight: Arc<AtomicBool>,
     clock: ArrivalClock,
     samples: Vec<i16>,
     events: Vec<SegmentEvent>,
@@ -166,6 +169,7 @@ impl<'a> Reader<'a> {
         ctx: &'a SessionContext,
         out: mpsc::Sender<Outbound>,
         queued_samples: Arc<AtomicUsize>,
+        partial_in_flight: Arc<AtomicBool>,
     ) -> Result<Self, SessionEnd> {
         let fail = |what: String| {
             tracing::error!(error = %what, "cannot set up the audio front end");
@@ -190,6 +194,7 @@ impl<'a> Reader<'a> {
             segmenter,
             out: out.clone(),
             queued_samples,
+            partial_in_flight,
             clock: ArrivalClock::default(),
             samples: Vec::with_capacity(8192),
             events: Vec::new(),
@@ -376,6 +381,9 @@ impl<'a> Reader<'a> {
     }
 
     async fn submit_partial(&mut self) {
+        if self.partial_in_flight.load(Ordering::SeqCst) {
+            return;
+        }
         let mut audio = Vec::new();
         let Some((utterance, start, end)) = self.segmenter.open_audio(&mut audio) else {
             return;
@@ -395,6 +403,7 @@ impl<'a> Reader<'a> {
             stale_after: Duration::from_millis(self.ctx.session.partial_interval_ms.max(250) * 2),
         };
         if self.ctx.queue.push_partial(job).is_ok() {
+            self.partial_in_flight.store(true, Ordering::SeqCst);
             let p = PendingPartial {
                 utterance,
                 start_ms: ms(start),

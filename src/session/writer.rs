@@ -6,7 +6,7 @@
 //! a non-reading client can hold.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{Sink, SinkExt};
@@ -55,6 +55,9 @@ pub struct PendingPartial {
 pub struct WriterShared {
     /// Samples of utterance audio submitted but not yet transcribed.
     pub queued_samples: Arc<AtomicUsize>,
+    /// Set by the reader when it submits a partial, cleared here when the
+    /// result is in: a session never replaces a partial that is running.
+    pub partial_in_flight: Arc<AtomicBool>,
     /// Cancelled when the writer stops, so the reader stops too.
     pub done: CancellationToken,
     /// Cancelled at the drain deadline: stop waiting for finals and close now.
@@ -102,6 +105,7 @@ where
             item = items.recv() => item,
             result = async { (&mut partial.as_mut().expect("guarded by the if").result).await }, if partial.is_some() => {
                 let p = partial.take().expect("guarded by the if");
+                shared.partial_in_flight.store(false, Ordering::SeqCst);
                 if let Ok(Ok(t)) = result {
                     let due = last_final.is_none_or(|f| p.utterance > f);
                     if due && !t.text.is_empty() {
@@ -138,6 +142,7 @@ where
                 shared.queued_samples.fetch_sub(f.samples, Ordering::SeqCst);
                 if partial.as_ref().is_some_and(|p| p.utterance <= utterance) {
                     partial = None;
+                    shared.partial_in_flight.store(false, Ordering::SeqCst);
                 }
                 last_final = Some(utterance);
                 match outcome {

@@ -53,8 +53,10 @@ pub fn shared_speech_dir() -> Option<PathBuf> {
     }
 }
 
+/// Defaults plus any STENO_* environment overrides (for experiments such as
+/// `STENO_MODEL__MIN_AUDIO_CTX=1500 cargo test --test shared_set`).
 pub fn test_config() -> Config {
-    let mut config = Config::default();
+    let mut config = Config::load(None, std::env::vars()).expect("STENO_* overrides are valid");
     config.model.path = model_path();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.server.web_demo_dir = repo_root().join("web-demo");

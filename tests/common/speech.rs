@@ -24,7 +24,15 @@ pub fn espeak_at(text: &str, rate_hz: u32) -> Vec<i16> {
     });
     let out = dir.join(format!("{key}-{hash:016x}-{rate_hz}.wav"));
     if !out.is_file() {
-        let raw = dir.join(format!("{hash:016x}-{rate_hz}.raw.wav"));
+        // Tests run in parallel and may render the same sentence: work in
+        // unique files, then rename into place atomically.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let unique = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let raw = dir.join(format!("{hash:016x}-{rate_hz}-{unique}.raw.wav"));
         let status = Command::new("espeak-ng")
             .args(["-v", "en-us", "-s", "150", "-w"])
             .arg(&raw)
@@ -32,7 +40,7 @@ pub fn espeak_at(text: &str, rate_hz: u32) -> Vec<i16> {
             .status()
             .expect("espeak-ng is installed (scripts/install-deps.sh)");
         assert!(status.success(), "espeak-ng failed");
-        let tmp = dir.join(format!("{hash:016x}-{rate_hz}.tmp.wav"));
+        let tmp = dir.join(format!("{hash:016x}-{rate_hz}-{unique}.tmp.wav"));
         let status = Command::new("sox")
             .arg(&raw)
             .args(["-r", &rate_hz.to_string(), "-c", "1", "-b", "16"])
