@@ -47,6 +47,19 @@ pub struct Config {
     pub vad: SegmenterConfig,
     pub admission: AdmissionConfig,
     pub session: SessionConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Shared secret clients must present (`Authorization: Bearer TOKEN` or
+    /// `?token=TOKEN`); empty turns the check off.
+    pub token: String,
+    /// Browser origins allowed to open sessions (e.g. "https://app.example");
+    /// empty allows any. Requests without an Origin header (non-browser
+    /// clients) are not affected.
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -25,6 +25,7 @@ pub const INFERENCE_AUDIO_SECONDS: &str = "steno_inference_audio_seconds";
 pub const FINAL_LATENCY: &str = "steno_end_of_speech_to_final_seconds";
 pub const ERRORS: &str = "steno_errors_total";
 pub const WORKER_PANICS: &str = "steno_worker_panics_total";
+pub const HTTP_REFUSED: &str = "steno_http_refused_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -163,6 +164,10 @@ pub fn error_sent(code: ErrorCode) {
 
 pub fn gauge_workers_ready(n: usize) {
     gauge!(WORKERS_READY).set(n as f64);
+}
+
+pub fn http_refused(reason: &'static str) {
+    counter!(HTTP_REFUSED, "reason" => reason).increment(1);
 }
 
 pub fn worker_panicked() {

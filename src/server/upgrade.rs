@@ -10,8 +10,8 @@ use std::sync::atomic::Ordering;
 use futures_util::SinkExt;
 use hyper::body::Incoming;
 use hyper::header::{
-    CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
-    UPGRADE,
+    AUTHORIZATION, CONNECTION, CONTENT_TYPE, HeaderValue, ORIGIN, SEC_WEBSOCKET_ACCEPT,
+    SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE, WWW_AUTHENTICATE,
 };
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use super::AppState;
 use super::http::{Body, json};
 use crate::admission::AdmissionError;
+use crate::config::AuthConfig;
 use crate::metrics;
 use crate::protocol::{ErrorCode, ListenParams, ServerMessage};
 
@@ -46,6 +47,9 @@ pub fn listen(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
         );
     };
 
+    if let Err(refusal) = check_access(&state.config.auth, &req) {
+        return refusal;
+    }
     let params = ListenParams::from_query(req.uri().query());
     let admitted = if !state.model_ready.load(Ordering::SeqCst) {
         Err((
@@ -105,6 +109,55 @@ pub fn listen(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
         .expect("static headers are valid")
 }
 
+/// Token and Origin checks, answered with plain HTTP before any upgrade.
+fn check_access(auth: &AuthConfig, req: &Request<Incoming>) -> Result<(), Response<Body>> {
+    if !auth.allowed_origins.is_empty() {
+        if let Some(origin) = req.headers().get(ORIGIN) {
+            let allowed = origin
+                .to_str()
+                .is_ok_and(|o| auth.allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(o)));
+            if !allowed {
+                metrics::http_refused("forbidden_origin");
+                return Err(json(
+                    StatusCode::FORBIDDEN,
+                    serde_json::json!({"error": "this origin may not open sessions"}),
+                ));
+            }
+        }
+    }
+    if !auth.token.is_empty() {
+        let bearer = req
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let query = req.uri().query().and_then(|q| {
+            q.split('&')
+                .find_map(|pair| pair.strip_prefix("token="))
+        });
+        let presented = bearer.or(query).unwrap_or("");
+        if !constant_time_eq(presented.as_bytes(), auth.token.as_bytes()) {
+            metrics::http_refused("unauthorized");
+            return Err(Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header(WWW_AUTHENTICATE, "Bearer")
+                .header(CONTENT_TYPE, "application/json")
+                .body(Body::from(r#"{"error":"missing or wrong token"}"#))
+                .expect("static headers are valid"));
+        }
+    }
+    Ok(())
+}
+
+/// Compares without an early exit, so timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, y) in b.iter().enumerate() {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ y);
+    }
+    diff == 0
+}
+
 async fn refuse<S>(
     mut ws: WebSocketStream<S>,
     code: ErrorCode,
@@ -128,4 +181,18 @@ async fn refuse<S>(
         ws.close(Some(frame)).await
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secre", b"secret"));
+        assert!(!constant_time_eq(b"secretx", b"secret"));
+        assert!(!constant_time_eq(b"", b"secret"));
+        assert!(!constant_time_eq(b"Secret", b"secret"));
+    }
 }
