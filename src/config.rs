@@ -312,7 +312,7 @@ impl Config {
                 format!("must be 1..=1500 frames, got {}", self.model.min_audio_ctx),
             );
         }
-        if !(self.model.max_tokens_per_s > 0.0) {
+        if self.model.max_tokens_per_s.is_nan() || self.model.max_tokens_per_s <= 0.0 {
             return invalid("model.max_tokens_per_s", "must be above 0".into());
         }
         if self.model.language.is_empty() {
@@ -332,14 +332,15 @@ impl Config {
             ("session.send_timeout_s", self.session.send_timeout_s),
         ];
         for (key, value) in positive {
-            if !(value > 0.0 && value.is_finite()) {
+            if value.is_nan() || value <= 0.0 || value.is_infinite() {
                 return invalid(
                     key,
                     format!("must be a positive number of seconds, got {value}"),
                 );
             }
         }
-        if !(self.server.drain_timeout_s >= 0.0 && self.server.drain_timeout_s.is_finite()) {
+        let drain = self.server.drain_timeout_s;
+        if drain.is_nan() || drain < 0.0 || drain.is_infinite() {
             return invalid("server.drain_timeout_s", "must be 0 or more seconds".into());
         }
         if !(256..=16 << 20).contains(&self.session.max_message_bytes) {

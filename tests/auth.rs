@@ -10,7 +10,8 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 async fn status_of(url: &str, headers: &[(&'static str, &str)]) -> u16 {
     let mut req = url.into_client_request().unwrap();
     for (k, v) in headers {
-        req.headers_mut().insert(*k, HeaderValue::from_str(v).unwrap());
+        req.headers_mut()
+            .insert(*k, HeaderValue::from_str(v).unwrap());
     }
     match tokio_tungstenite::connect_async(req).await {
         Ok((mut ws, resp)) => {
@@ -31,13 +32,28 @@ async fn token_and_origin_are_checked_before_the_upgrade() {
     let url = server.url("");
 
     assert_eq!(status_of(&url, &[]).await, 401, "no token");
-    assert_eq!(status_of(&url, &[("authorization", "Bearer wrong")]).await, 401);
-    assert_eq!(status_of(&url, &[("authorization", "Bearer s3cret-token")]).await, 101);
+    assert_eq!(
+        status_of(&url, &[("authorization", "Bearer wrong")]).await,
+        401
+    );
+    assert_eq!(
+        status_of(&url, &[("authorization", "Bearer s3cret-token")]).await,
+        101
+    );
     assert_eq!(status_of(&server.url("token=s3cret-token"), &[]).await, 101);
-    assert_eq!(status_of(&server.url("token=s3cret-tokenX"), &[]).await, 401);
-    let good = [("authorization", "Bearer s3cret-token"), ("origin", "https://app.example")];
+    assert_eq!(
+        status_of(&server.url("token=s3cret-tokenX"), &[]).await,
+        401
+    );
+    let good = [
+        ("authorization", "Bearer s3cret-token"),
+        ("origin", "https://app.example"),
+    ];
     assert_eq!(status_of(&url, &good).await, 101);
-    let evil = [("authorization", "Bearer s3cret-token"), ("origin", "https://evil.example")];
+    let evil = [
+        ("authorization", "Bearer s3cret-token"),
+        ("origin", "https://evil.example"),
+    ];
     assert_eq!(status_of(&url, &evil).await, 403);
     // Health and readiness stay open for probes.
     assert_eq!(http_get(server.addr, "/health").await.unwrap().0, 200);

@@ -67,7 +67,11 @@ async fn a_run_of_bad_packets_closes_with_1007_and_oversize_with_1009() {
     let mut ws = server.connect("").await;
     expect_ready(&mut ws).await;
     for i in 0..10u8 {
-        if ws.send(Message::binary(vec![0xffu8; 3 + i as usize])).await.is_err() {
+        if ws
+            .send(Message::binary(vec![0xffu8; 3 + i as usize]))
+            .await
+            .is_err()
+        {
             break;
         }
     }

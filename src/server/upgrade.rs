@@ -48,7 +48,7 @@ pub fn listen(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
     };
 
     if let Err(refusal) = check_access(&state.config.auth, &req) {
-        return refusal;
+        return *refusal;
     }
     let params = ListenParams::from_query(req.uri().query());
     let admitted = if !state.model_ready.load(Ordering::SeqCst) {
@@ -110,19 +110,23 @@ pub fn listen(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// Token and Origin checks, answered with plain HTTP before any upgrade.
-fn check_access(auth: &AuthConfig, req: &Request<Incoming>) -> Result<(), Response<Body>> {
-    if !auth.allowed_origins.is_empty() {
-        if let Some(origin) = req.headers().get(ORIGIN) {
-            let allowed = origin
-                .to_str()
-                .is_ok_and(|o| auth.allowed_origins.iter().any(|a| a.eq_ignore_ascii_case(o)));
-            if !allowed {
-                metrics::http_refused("forbidden_origin");
-                return Err(json(
-                    StatusCode::FORBIDDEN,
-                    serde_json::json!({"error": "this origin may not open sessions"}),
-                ));
-            }
+fn check_access(auth: &AuthConfig, req: &Request<Incoming>) -> Result<(), Box<Response<Body>>> {
+    let origin = req
+        .headers()
+        .get(ORIGIN)
+        .filter(|_| !auth.allowed_origins.is_empty());
+    if let Some(origin) = origin {
+        let allowed = origin.to_str().is_ok_and(|o| {
+            auth.allowed_origins
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(o))
+        });
+        if !allowed {
+            metrics::http_refused("forbidden_origin");
+            return Err(Box::new(json(
+                StatusCode::FORBIDDEN,
+                serde_json::json!({"error": "this origin may not open sessions"}),
+            )));
         }
     }
     if !auth.token.is_empty() {
@@ -131,19 +135,21 @@ fn check_access(auth: &AuthConfig, req: &Request<Incoming>) -> Result<(), Respon
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        let query = req.uri().query().and_then(|q| {
-            q.split('&')
-                .find_map(|pair| pair.strip_prefix("token="))
-        });
+        let query = req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("token=")));
         let presented = bearer.or(query).unwrap_or("");
         if !constant_time_eq(presented.as_bytes(), auth.token.as_bytes()) {
             metrics::http_refused("unauthorized");
-            return Err(Response::builder()
-                .status(StatusCode::UNAUTHORIZED)
-                .header(WWW_AUTHENTICATE, "Bearer")
-                .header(CONTENT_TYPE, "application/json")
-                .body(Body::from(r#"{"error":"missing or wrong token"}"#))
-                .expect("static headers are valid"));
+            return Err(Box::new(
+                Response::builder()
+                    .status(StatusCode::UNAUTHORIZED)
+                    .header(WWW_AUTHENTICATE, "Bearer")
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(Body::from(r#"{"error":"missing or wrong token"}"#))
+                    .expect("static headers are valid"),
+            ));
         }
     }
     Ok(())

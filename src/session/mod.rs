@@ -115,7 +115,8 @@ where
         )
         .in_current_span(),
     );
-    let mut reader = match Reader::new(id, &params, ctx, out_tx, queued_samples, partial_in_flight) {
+    let mut reader = match Reader::new(id, &params, ctx, out_tx, queued_samples, partial_in_flight)
+    {
         Ok(r) => r,
         Err(end) => {
             let _ = writer.await;
@@ -259,10 +260,9 @@ impl<'a> Reader<'a> {
                     }
                     Ok(ClientMessage::Finalize) => {
                         idle_deadline = tokio::time::Instant::now() + idle;
-                        if let Some(u) = self.segmenter.finalize() {
-                            if let Some(end) = self.submit_final(u).await {
-                                return end;
-                            }
+                        let open = self.segmenter.finalize();
+                        if let Some(end) = self.submit_open(open).await {
+                            return end;
                         }
                     }
                     Ok(ClientMessage::End) => return self.end().await,
@@ -335,6 +335,14 @@ impl<'a> Reader<'a> {
                 (!self.emit(Outbound::Message(m)).await).then_some(SessionEnd::ClientGone)
             }
             SegmentEvent::UtteranceEnded(u) => self.submit_final(u).await,
+        }
+    }
+
+    /// Submits the utterance that `finalize`/`flush` closed, if there was one.
+    async fn submit_open(&mut self, open: Option<Utterance>) -> Option<SessionEnd> {
+        match open {
+            Some(u) => self.submit_final(u).await,
+            None => None,
         }
     }
 
@@ -416,10 +424,9 @@ impl<'a> Reader<'a> {
 
     /// `end` from the client: flush, send the summary, close 1000.
     async fn end(&mut self) -> SessionEnd {
-        if let Some(u) = self.segmenter.flush() {
-            if let Some(end) = self.submit_final(u).await {
-                return end;
-            }
+        let open = self.segmenter.flush();
+        if let Some(end) = self.submit_open(open).await {
+            return end;
         }
         let summary = ServerMessage::End {
             utterances: self.finals,
@@ -440,10 +447,9 @@ impl<'a> Reader<'a> {
     /// Ends the session for `code` after transcribing the open utterance.
     async fn finish(&mut self, code: ErrorCode) -> SessionEnd {
         if !self.ctx.hard_stop.is_cancelled() {
-            if let Some(u) = self.segmenter.flush() {
-                if let Some(end) = self.submit_final(u).await {
-                    return end;
-                }
+            let open = self.segmenter.flush();
+            if let Some(end) = self.submit_open(open).await {
+                return end;
             }
         }
         let message = match code {

@@ -70,8 +70,10 @@ impl WhisperModel {
                 path.display()
             )));
         }
-        let mut params = WhisperContextParameters::default();
-        params.flash_attn = config.flash_attn;
+        let params = WhisperContextParameters {
+            flash_attn: config.flash_attn,
+            ..WhisperContextParameters::default()
+        };
         let path_str = path.to_str().ok_or_else(|| {
             WorkerError::Load(format!("model path {} is not UTF-8", path.display()))
         })?;
