@@ -33,12 +33,11 @@ fn spawn_server(extra_env: &[(&str, &str)]) -> (std::process::Child, std::net::S
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[steno] {line}");
-            if !sent {
-                if let Some(addr) = line.split("addr=").nth(1) {
-                    let addr = addr.split_whitespace().next().unwrap().parse().unwrap();
-                    tx.send(addr).unwrap();
-                    sent = true;
-                }
+            let addr = line.split("addr=").nth(1).filter(|_| !sent);
+            if let Some(addr) = addr {
+                let addr = addr.split_whitespace().next().unwrap().parse().unwrap();
+                tx.send(addr).unwrap();
+                sent = true;
             }
         }
     });

@@ -33,7 +33,7 @@ impl PcmDecoder {
         message: &[u8],
         out: &mut Vec<i16>,
     ) -> Result<usize, CodecError> {
-        if message.len() % 2 != 0 {
+        if !message.len().is_multiple_of(2) {
             return Err(CodecError::OddByteCount { len: message.len() });
         }
         let samples = message

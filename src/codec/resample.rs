@@ -114,7 +114,7 @@ impl Resampler {
             let oldest = (newest - self.history_start) as usize + 1 - taps;
             let window = &self.history[oldest..oldest + taps];
             let branch = &self.phases[phase * taps..(phase + 1) * taps];
-            let value: f32 = window.iter().zip(branch).map(|(x, h)| x * h).sum();
+            let value = dot(window, branch);
             out.push(
                 value
                     .round()
@@ -129,6 +129,25 @@ impl Resampler {
         self.history.drain(..drop as usize);
         self.history_start += drop;
     }
+}
+
+/// Dot product in eight independent lanes: a plain `sum()` must add in
+/// order, which keeps the compiler from vectorising it.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0_f32; 8];
+    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
+    let remainder: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for lane in 0..8 {
+            lanes[lane] += x[lane] * y[lane];
+        }
+    }
+    lanes.iter().sum::<f32>() + remainder
 }
 
 fn gcd(mut a: u32, mut b: u32) -> u32 {

@@ -81,6 +81,7 @@ pub struct Utterance {
     pub end_sample: u64,
     /// The 16 kHz mono samples `[start_sample, end_sample)` in [-1, 1).
     pub audio: Vec<f32>,
+    /// What closed it.
     pub reason: EndReason,
 }
 

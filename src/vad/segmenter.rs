@@ -63,7 +63,8 @@ impl<C: FrameClassifier> SegmenterCore<C> {
         let gate = SpeechGate::new(config);
         let frame_samples = (u64::from(config.frame_ms) * SAMPLES_PER_MS) as usize;
         let pre_roll_samples = u64::from(config.pre_roll_ms) * SAMPLES_PER_MS;
-        let lookback_samples = pre_roll_samples as usize + gate.start_window_frames() * frame_samples;
+        let lookback_samples =
+            pre_roll_samples as usize + gate.start_window_frames() * frame_samples;
         let max_utterance_samples = (f64::from(config.max_utterance_s) * 16_000.0) as usize;
         Self {
             classifier,
@@ -117,32 +118,45 @@ impl<C: FrameClassifier> SegmenterCore<C> {
                 Some(last_voiced_end) if !voiced => self.silence_end(last_voiced_end, frame_start),
                 _ => frame_start,
             };
-            events.push(SegmentEvent::UtteranceEnded(self.close(end, EndReason::MaxLength)));
+            events.push(SegmentEvent::UtteranceEnded(
+                self.close(end, EndReason::MaxLength),
+            ));
             // Keeping the history lets speech that goes on start a new
             // utterance right at this frame.
             self.gate.stop();
         }
 
         let taken = self.ring.push(frame);
-        debug_assert_eq!(taken, frame.len(), "the max-length cut keeps the ring from filling");
+        debug_assert_eq!(
+            taken,
+            frame.len(),
+            "the max-length cut keeps the ring from filling"
+        );
         self.framed_end = frame_end;
 
         match self.gate.on_frame(frame_start, voiced) {
             Transition::None => {}
-            Transition::Started { first_voiced_sample } => {
-                let start_sample = first_voiced_sample
+            Transition::Started {
+                first_voiced_sample,
+            } => {
+                let wanted = first_voiced_sample
                     .saturating_sub(self.pre_roll_samples)
-                    .max(self.previous_end)
-                    .max(self.ring_start());
-                debug_assert_eq!(
-                    start_sample,
-                    first_voiced_sample.saturating_sub(self.pre_roll_samples).max(self.previous_end),
-                    "the idle ring holds the whole pre-roll"
+                    .max(self.previous_end);
+                // The idle ring holds the whole look-back, so `wanted` is in
+                // it; clamping only guards the bookkeeping in release builds.
+                debug_assert!(
+                    wanted >= self.ring_start(),
+                    "the idle ring holds the pre-roll"
                 );
-                self.ring.discard_oldest((start_sample - self.ring_start()) as usize);
+                let start_sample = wanted.max(self.ring_start());
+                self.ring
+                    .discard_oldest((start_sample - self.ring_start()) as usize);
                 let index = self.next_index;
                 self.next_index += 1;
-                self.open = Some(Open { index, start_sample });
+                self.open = Some(Open {
+                    index,
+                    start_sample,
+                });
                 events.push(SegmentEvent::SpeechStarted {
                     utterance: index,
                     start_sample,
@@ -150,10 +164,13 @@ impl<C: FrameClassifier> SegmenterCore<C> {
             }
             Transition::Ended { last_voiced_end } => {
                 let end = self.silence_end(last_voiced_end, frame_end);
-                events.push(SegmentEvent::UtteranceEnded(self.close(end, EndReason::Silence)));
+                events.push(SegmentEvent::UtteranceEnded(
+                    self.close(end, EndReason::Silence),
+                ));
             }
         }
 
+        debug_assert_eq!(self.open.is_some(), self.gate.in_speech());
         if self.open.is_none() {
             let excess = self.ring.len().saturating_sub(self.lookback_samples);
             self.ring.discard_oldest(excess);
@@ -179,7 +196,7 @@ impl<C: FrameClassifier> SegmenterCore<C> {
         let len = (end - open.start_sample) as usize;
         let mut audio = Vec::with_capacity(len);
         self.ring.copy_range_to_f32(0..len, &mut audio);
-        self.ring.discard_oldest(len.saturating_sub(1));
+        self.ring.discard_oldest(len);
         self.previous_end = end;
         Utterance {
             index: open.index,
@@ -195,7 +212,9 @@ impl<C: FrameClassifier> SegmenterCore<C> {
     pub(super) fn finalize(&mut self, reason: EndReason) -> Option<Utterance> {
         self.open?;
         let room = self.max_utterance_samples - self.ring.len();
-        let taken = self.ring.push(&self.pending[..self.pending.len().min(room)]);
+        let taken = self
+            .ring
+            .push(&self.pending[..self.pending.len().min(room)]);
         self.pending.drain(..taken);
         self.framed_end += taken as u64;
         let end = self.framed_end;

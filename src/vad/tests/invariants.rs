@@ -165,6 +165,14 @@ fn run(config: &SegmenterConfig, input: &[i16], ops: &[Op]) -> Vec<(u64, u64, En
     let mut checker = Checker::new(input, config);
     let mut events = Vec::new();
     let mut fed = 0;
+    // A script of finalizes alone (shrinking makes them) would never feed
+    // the input: push it whole after them instead.
+    let whole = [ops, &[Op::Push(input.len())]].concat();
+    let ops = if ops.iter().any(|op| matches!(op, Op::Push(_))) {
+        ops
+    } else {
+        &whole[..]
+    };
     for op in ops.iter().cycle() {
         if fed == input.len() {
             break;
