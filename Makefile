@@ -27,12 +27,15 @@ run: model
 build: deps
 	$(CARGO) build --release
 
-## The whole suite: format, lints, unit and integration tests with the real model.
+## The whole suite: format, lints, unit and integration tests with the real model,
+## the Autobahn WebSocket conformance check and a short fuzz run.
 test: MODEL_PROFILE = dev
 test: model e2e-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --all-targets
+	bash scripts/autobahn.sh
+	bash scripts/fuzz.sh 30
 
 ## Criterion benches (codec, VAD, ring buffer, inference).
 bench: MODEL_PROFILE = release

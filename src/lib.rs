@@ -24,7 +24,8 @@
 //! Around the pipeline: `admission` (the session limit), `config` (one typed
 //! struct from config.toml + environment), `metrics` (Prometheus series),
 //! `model` (ggml model files: import from CTranslate2), `server` (the run loop
-//! and graceful shutdown).
+//! and graceful shutdown), `wer` (word error rate, for tests and the load
+//! generator).
 
 pub mod admission;
 pub mod codec;
@@ -37,4 +38,5 @@ pub mod server;
 pub mod session;
 pub mod vad;
 pub mod wav;
+pub mod wer;
 pub mod worker;

@@ -83,8 +83,8 @@ impl ListenParams {
 }
 
 /// A control message from the client.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Close the open utterance now and transcribe it.
     Finalize,
@@ -94,14 +94,35 @@ pub enum ClientMessage {
     Keepalive,
 }
 
+/// The one shape a control message may have: an object whose only key is
+/// `type`. (An internally tagged enum would also take `["end"]` and ignore
+/// extra fields.)
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlFrame {
+    r#type: ClientMessage,
+}
+
 impl ClientMessage {
     pub fn parse(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text).map_err(|e| {
-            let detail = e.to_string();
-            // serde's text can name the input; keep only its first clause.
-            let short = detail.split(" at line").next().unwrap_or(&detail);
-            format!("bad control message: {short}; expected {{\"type\":\"finalize\"|\"end\"|\"keepalive\"}}")
-        })
+        serde_json::from_str::<serde_json::Value>(text)
+            .and_then(|v| {
+                if v.is_object() {
+                    ControlFrame::deserialize(v)
+                } else {
+                    Err(serde::de::Error::custom("a control message is a JSON object"))
+                }
+            })
+            .map(|f| f.r#type)
+            .map_err(|e| {
+                let detail = e.to_string();
+                // serde's text can name the input; keep only its first clause.
+                let short = detail.split(" at line").next().unwrap_or(&detail);
+                let short: String = short.chars().take(120).collect();
+                format!(
+                    "bad control message: {short}; expected {{\"type\":\"finalize\"|\"end\"|\"keepalive\"}}"
+                )
+            })
     }
 }
 

@@ -47,7 +47,7 @@ fn check_two_finals(t: &Transcript, first_end: usize, second_start: usize, total
         s0 < e0 && e0 <= s1 && s1 < e1,
         "monotonic bounds: {finals:?}"
     );
-    assert!(s0 >= 200 && s0 <= 900, "first starts near 500 ms: {s0}");
+    assert!((200..=900).contains(&s0), "first starts near 500 ms: {s0}");
     assert!(
         e0 + 400 >= ms(first_end) && e0 <= ms(first_end) + 600,
         "first ends near {}: {e0}",
@@ -171,13 +171,14 @@ async fn finalize_closes_the_open_utterance_now() {
             .expect("final after finalize")
             .unwrap()
             .unwrap();
-        if let tokio_tungstenite::tungstenite::Message::Text(text) = m {
-            if let ServerMessage::Final {
-                text, utterance, ..
-            } = serde_json::from_str(text.as_str()).unwrap()
-            {
-                finals.push((utterance, text));
-            }
+        let tokio_tungstenite::tungstenite::Message::Text(text) = m else {
+            continue;
+        };
+        if let ServerMessage::Final {
+            text, utterance, ..
+        } = serde_json::from_str(text.as_str()).unwrap()
+        {
+            finals.push((utterance, text));
         }
     }
     assert_eq!(finals[0].0, 0);

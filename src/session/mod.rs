@@ -50,7 +50,9 @@ pub enum SessionEnd {
     Error(ErrorCode),
     /// Closed because the server is shutting down.
     Shutdown,
-    /// The client closed or vanished without `end`.
+    /// The client sent a close frame without `end`; the close is answered.
+    ClientClosed,
+    /// The client vanished without `end` or a close frame.
     ClientGone,
 }
 
@@ -135,6 +137,12 @@ where
         SessionEnd::ClientGone
     };
     drop(reader);
+    if end == SessionEnd::ClientGone {
+        // Nobody will read what the writer holds: dropping it now drops the
+        // reply channels of queued finals, so workers skip them, and frees
+        // the slot without waiting for a job already running.
+        writer.abort();
+    }
     match writer.await {
         Ok(WriterEnd::Closed { .. }) => end,
         Ok(WriterEnd::SlowConsumer) => SessionEnd::Error(ErrorCode::SlowConsumer),
@@ -273,7 +281,20 @@ impl<'a> Reader<'a> {
                         }
                     }
                 },
-                Message::Close(_) => return SessionEnd::ClientGone,
+                Message::Close(_) => {
+                    // Answer the close handshake after whatever is due; the
+                    // client wants no more transcripts.
+                    let close = Outbound::Close {
+                        error: None,
+                        code: 1000,
+                        reason: "closed by client",
+                    };
+                    return if self.emit(close).await {
+                        SessionEnd::ClientClosed
+                    } else {
+                        SessionEnd::ClientGone
+                    };
+                }
                 // Pings are answered by tungstenite itself.
                 Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
             }

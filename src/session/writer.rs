@@ -239,7 +239,9 @@ where
         reason: reason.into(),
     };
     match tokio::time::timeout(shared.send_timeout, async {
-        sink.send(Message::Close(Some(frame))).await?;
+        // After a client's close frame tungstenite has queued its own reply
+        // and refuses ours; the flush still sends the reply.
+        let _ = sink.send(Message::Close(Some(frame))).await;
         sink.flush().await
     })
     .await

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Capacity sweep: one fresh release server per step, steno-loadgen at an
+# increasing number of conversational users, then docs/capacity.md from the
+# per-step reports (JSON + SVG kept under artifacts/capacity/, git-ignored).
+#
+#   scripts/capacity-sweep.sh                       # steps 1 4 8 16 24 32, 60 s each
+#   STEPS="8 24" DURATION=30 scripts/capacity-sweep.sh
+#   STENO_WORKERS__COUNT=2 scripts/capacity-sweep.sh  # STENO_* reaches the server
+#
+# Each step is bounded: DURATION + RAMP_UP seconds of conversation, then at
+# most the drain, under a hard limit. The server admits exactly the step's
+# users (admission.max_sessions = users) and EXTRA more arrivals must be
+# refused, so every step also exercises over_capacity. Run it on a quiet
+# machine: the table has a column for the CPU everything else used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STEPS=${STEPS:-"1 4 8 16 24 32"}
+DURATION=${DURATION:-60}
+RAMP_UP=${RAMP_UP:-5}
+EXTRA=${EXTRA:-2}
+SEED=${SEED:-1}
+CORPUS=${CORPUS:-../shared/data/speech}
+OUT=${OUT:-artifacts/capacity}
+DOC=${DOC:-docs/capacity.md}
+MODEL=${MODEL:-models/ggml-tiny.en.bin}
+
+[ -f "$MODEL" ] || { echo "model $MODEL missing: run \`make model\`" >&2; exit 1; }
+[ -f "$CORPUS/manifest.tsv" ] || { echo "speech set $CORPUS/manifest.tsv missing" >&2; exit 1; }
+cargo build --release --bin steno --bin steno-loadgen
+mkdir -p "$OUT"
+rm -f "$OUT"/step-*.json "$OUT"/step-*.svg "$OUT"/step-*.log
+
+echo "machine: $(nproc) cores, $(uptime)"
+for users in $STEPS; do
+    prefix="$OUT/step-$(printf %03d "$users")"
+    echo "== $users users ($(uptime | sed 's/.*load/load/'))"
+    # No `--check`: a step with errors is a result, not a reason to stop.
+    STENO_ADMISSION__MAX_SESSIONS=${MAX_SESSIONS:-$users} \
+        target/release/steno-loadgen run --spawn-server \
+        --corpus "$CORPUS" --users "$users" --extra-users "$EXTRA" \
+        --duration "$DURATION" --ramp-up "$RAMP_UP" --seed "$SEED" --drain 60 \
+        --max-run-s $((DURATION + RAMP_UP + 90)) --progress-s 10 \
+        --out "$prefix"
+done
+
+table=$(target/release/steno-loadgen table "$OUT"/step-*.json)
+config_env=$(env | grep '^STENO_' | sort | tr '\n' ' ' || true)
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //' || echo unknown)
+
+cat > "$DOC" <<EOF
+# Capacity
+
+How many live conversational users one steno process serves, measured by
+\`scripts/capacity-sweep.sh\` (this file is written by it; per-step JSON
+reports and SVG pictures are in \`$OUT/\`, git-ignored).
+
+## The run
+
+- Machine: $(nproc) cores ($cpu), $(free -m | awk '/^Mem:/ {print $2}') MB of memory.
+- Model: \`$MODEL\`; server config: defaults of \`config.toml\` with
+  \`admission.max_sessions\` = users of the step${config_env:+; environment: \`$config_env\`}.
+- Each step: a fresh \`steno serve\` (release build), then
+  \`steno-loadgen run --spawn-server --users N --extra-users $EXTRA --duration $DURATION --ramp-up $RAMP_UP --seed $SEED\`.
+  Every user streams real speech from \`$CORPUS\` (LibriSpeech and others, 2 to
+  29 s per utterance) as 20 ms Opus packets at real-time pace with partials
+  on, then listens 2 to 5 s (streaming silence), then speaks again. $EXTRA more
+  users arrive once every slot is taken and must get \`over_capacity\`.
+- Written $(date -u +%Y-%m-%dT%H:%MZ).
+
+## Results
+
+$table
+
+## How to read it
+
+- **EoS->final** is from the moment the last voiced packet of an utterance
+  left the client to the moment its final arrived: the VAD hangover
+  (\`vad.hangover_ms\`, 400 ms) plus queueing plus one Whisper inference plus
+  transport. One user shows the floor; the users at which p95 takes off is
+  where the worker pool saturates.
+- **first partial** is from the first voiced packet to the first partial.
+  Partials are shed first under load, so this grows before finals do.
+- **WER** is over every utterance said in the step (all files; LibriSpeech
+  files alone), normalised as in \`src/wer.rs\`. It should not move with load:
+  if it does, utterances are being cut or lost.
+- **speech in** is seconds of speech the users sent per wall second;
+  **workers busy** is model time per wall second per worker (100% =
+  saturated); **server CPU** is % of one core (200% = both cores).
+- **others' CPU** is what the rest of the machine used during the step
+  (compilers, other tests). Above ~10% the latency columns are noisy:
+  rerun the step.
+- **refused** counts the $EXTRA expected \`over_capacity\` refusals per step;
+  **errors** and **unexpected closes** must be 0.
+
+## Sizing \`admission.max_sessions\` and \`workers.count\`
+
+- \`workers.count\`: one single-threaded worker per core (the default, 0)
+  keeps every core on inference; more workers than cores only adds memory
+  and queueing. Compare \`STENO_WORKERS__COUNT\` /
+  \`STENO_WORKERS__THREADS_PER_WORKER\` by rerunning the sweep with them set.
+- \`admission.max_sessions\`: take the largest step within the latency
+  targets above (p50 <= 0.8 s and p95 <= 1.5 s, no errors) and keep ~20%
+  headroom for talkative users: the load a session brings is its speaking
+  time, not its open time. A deployment whose users speak more than these
+  simulated ones (about half of the time) should take proportionally fewer.
+- Memory: peak RSS is the model plus one Whisper state per worker plus a
+  small per-session cost (the growth per session is printed above); the
+  session count is limited by CPU long before memory on this machine.
+EOF
+echo "wrote $DOC"

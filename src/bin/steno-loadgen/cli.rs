@@ -1,0 +1,147 @@
+//! The command line: what a run may ask for, and the hard limits that keep
+//! every run bounded in size and time and on this machine.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Result, ensure};
+use clap::{Args, Parser, Subcommand};
+
+/// Hard limits: a run is always bounded in size and time.
+const MAX_USERS: usize = 256;
+const MAX_IDLE_USERS: usize = 512;
+const MAX_EXTRA_USERS: usize = 64;
+pub const MAX_DURATION_S: f64 = 3600.0;
+
+#[derive(Parser)]
+#[command(
+    name = "steno-loadgen",
+    version,
+    about = "Load generator for steno: simulated live users over WebSocket"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Simulate users against a steno server on loopback and report.
+    Run(Box<RunArgs>),
+    /// Print the markdown capacity table for several JSON reports.
+    Table { reports: Vec<PathBuf> },
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The server (loopback only). Ignored with --spawn-server.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Start `steno serve --listen 127.0.0.1:0` for this run and stop it after (STENO_* passes through).
+    #[arg(long)]
+    pub spawn_server: bool,
+    /// The steno binary for --spawn-server (default: `steno` next to this binary).
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+    /// Config file for --spawn-server.
+    #[arg(long)]
+    pub server_config: Option<PathBuf>,
+    /// PID of a server started elsewhere, to sample its memory and CPU.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Folder with manifest.tsv (file, duration_s, transcript, ...) and 16 kHz mono WAVs.
+    #[arg(long, default_value = "../shared/data/speech")]
+    pub corpus: PathBuf,
+    /// Do not read --corpus (use --espeak sentences only).
+    #[arg(long)]
+    pub no_corpus: bool,
+    /// Also say this many espeak-ng sentences (rendered into a temporary folder).
+    #[arg(long, default_value_t = 0)]
+    pub espeak: usize,
+    /// Concurrent speaking users.
+    #[arg(long, default_value_t = 4)]
+    pub users: usize,
+    /// Users that keep a session open streaming silence.
+    #[arg(long, default_value_t = 0)]
+    pub idle_users: usize,
+    /// Users arriving once the others are in, expecting `over_capacity`.
+    #[arg(long, default_value_t = 0)]
+    pub extra_users: usize,
+    /// Seconds of conversation after the ramp-up.
+    #[arg(long, default_value_t = 60.0)]
+    pub duration: f64,
+    /// Seconds over which users arrive (evenly).
+    #[arg(long, default_value_t = 0.0)]
+    pub ramp_up: f64,
+    /// Shortest pause between utterances, seconds (a user listening).
+    #[arg(long, default_value_t = 2.0)]
+    pub pause_min: f64,
+    /// Longest pause between utterances, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub pause_max: f64,
+    /// Silence always sent after an utterance: more than vad.hangover_ms.
+    #[arg(long, default_value_t = 1000)]
+    pub min_tail_ms: u64,
+    /// Sending speed, 1 = real time; more saturates the server (latency is then meaningless).
+    #[arg(long, default_value_t = 1.0)]
+    pub pace: f64,
+    /// Ask for no partials (`partials=false`).
+    #[arg(long)]
+    pub no_partials: bool,
+    /// Seed for clip choice and pauses.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Seconds a user waits after `end` for its last finals and the close.
+    #[arg(long, default_value_t = 30.0)]
+    pub drain: f64,
+    /// Hard limit on the whole run, seconds (default: ramp-up + duration + drain + 30).
+    #[arg(long)]
+    pub max_run_s: Option<f64>,
+    /// Output prefix: PREFIX.json, PREFIX.svg (and PREFIX.server.log with --spawn-server).
+    #[arg(long, default_value = "artifacts/loadgen/run")]
+    pub out: PathBuf,
+    /// Seconds between progress lines on stderr.
+    #[arg(long, default_value_t = 2.0)]
+    pub progress_s: f64,
+    /// Exit with status 1 unless the report is ok.
+    #[arg(long)]
+    pub check: bool,
+}
+
+pub fn validate(a: &RunArgs) -> Result<()> {
+    ensure!(
+        a.users <= MAX_USERS && a.idle_users <= MAX_IDLE_USERS && a.extra_users <= MAX_EXTRA_USERS,
+        "at most {MAX_USERS} users, {MAX_IDLE_USERS} idle users and {MAX_EXTRA_USERS} extra users"
+    );
+    ensure!(
+        a.users + a.idle_users + a.extra_users > 0,
+        "no users to simulate"
+    );
+    ensure!(
+        a.duration > 0.0 && a.duration <= MAX_DURATION_S,
+        "--duration must be in (0, {MAX_DURATION_S}]"
+    );
+    ensure!(
+        a.ramp_up >= 0.0 && a.ramp_up <= MAX_DURATION_S,
+        "--ramp-up must be in [0, {MAX_DURATION_S}]"
+    );
+    ensure!(
+        0.0 <= a.pause_min && a.pause_min <= a.pause_max && a.pause_max <= 60.0,
+        "need 0 <= --pause-min <= --pause-max <= 60"
+    );
+    ensure!(
+        (0.1..=50.0).contains(&a.pace),
+        "--pace must be in [0.1, 50]"
+    );
+    ensure!(
+        (0.0..=600.0).contains(&a.drain),
+        "--drain must be in [0, 600]"
+    );
+    // Loopback only: this tool opens hundreds of sessions at real-time pace.
+    ensure!(
+        a.spawn_server || a.addr.ip().is_loopback(),
+        "{} is not a loopback address: steno-loadgen only loads servers on this machine",
+        a.addr
+    );
+    Ok(())
+}

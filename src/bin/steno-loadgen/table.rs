@@ -1,0 +1,190 @@
+//! Reports as text: one run's summary table on stdout, and the markdown
+//! capacity table with a sizing hint for several runs (one per sweep step;
+//! docs/capacity.md is written from it).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, ensure};
+
+use crate::analysis::Stats;
+use crate::report::Report;
+
+/// Targets a step must meet to count as within capacity.
+const P50_TARGET_S: f64 = 0.8;
+const P95_TARGET_S: f64 = 1.5;
+
+pub fn print(paths: &[PathBuf]) -> Result<()> {
+    ensure!(!paths.is_empty(), "give one or more JSON reports");
+    let mut reports = paths
+        .iter()
+        .map(|p| {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str::<Report>(&text)
+                .with_context(|| format!("parsing {}", p.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    reports.sort_by_key(|r| r.settings.users);
+    println!(
+        "| users | admitted | refused | errors | unexpected closes | utterances | EoS->final p50 | p95 | p99 | first partial p50 | p95 | WER all | WER LibriSpeech | speech in (s/s) | workers busy | server CPU | peak RSS | loadgen CPU | others' CPU |"
+    );
+    println!("|{}", "---:|".repeat(19));
+    for r in &reports {
+        let refused: usize = r.sessions.refused.values().sum::<usize>() + r.sessions.extra_refused;
+        let errors: usize = r.errors_by_code.values().sum();
+        let l = &r.eos_to_final_s;
+        let p = &r.first_partial_s;
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.1}% | {:.1}% | {:.1} | {:.0}% | {:.0}% | {:.0} MB | {:.0}% | {:.0}% |",
+            r.settings.users,
+            r.sessions.admitted,
+            refused,
+            errors,
+            r.unexpected_closes,
+            r.utterances.sent,
+            l.p50,
+            l.p95,
+            l.p99,
+            p.p50,
+            p.p95,
+            r.wer_all.wer * 100.0,
+            r.wer_librispeech.wer * 100.0,
+            r.throughput.speech_sent_per_s,
+            r.throughput.worker_busy_fraction * 100.0,
+            r.server.mean_cpu_pct,
+            r.server.peak_rss_mb,
+            r.loadgen_cpu_pct,
+            r.other_cpu_pct,
+        );
+    }
+    println!();
+    let within: Vec<&Report> = reports
+        .iter()
+        .filter(|r| {
+            r.ok && r.eos_to_final_s.p50 <= P50_TARGET_S && r.eos_to_final_s.p95 <= P95_TARGET_S
+        })
+        .collect();
+    match within.last() {
+        Some(best) => println!(
+            "Largest step within the targets (no errors, p50 <= {P50_TARGET_S} s, p95 <= {P95_TARGET_S} s): **{} users** (p95 {:.2} s, workers busy {:.0}%).",
+            best.settings.users,
+            best.eos_to_final_s.p95,
+            best.throughput.worker_busy_fraction * 100.0
+        ),
+        None => println!(
+            "No step met the targets (no errors, p50 <= {P50_TARGET_S} s, p95 <= {P95_TARGET_S} s)."
+        ),
+    }
+    if let (Some(first), Some(last)) = (reports.first(), reports.last()) {
+        let users = (last.settings.users + last.settings.idle_users)
+            .saturating_sub(first.settings.users + first.settings.idle_users);
+        if users > 0 {
+            println!(
+                "Peak RSS grows {:.1} MB per extra live session ({:.0} MB at {} users, {:.0} MB at {}).",
+                (last.server.peak_rss_mb - first.server.peak_rss_mb) / users as f64,
+                first.server.peak_rss_mb,
+                first.settings.users,
+                last.server.peak_rss_mb,
+                last.settings.users
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The short table printed at the end of a run.
+pub fn print_summary(r: &Report) {
+    let s = &r.settings;
+    let refused: Vec<String> = r
+        .sessions
+        .refused
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    let errors: Vec<String> = r
+        .errors_by_code
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    let stat = |x: &Stats| {
+        format!(
+            "p50 {:.3} s  p95 {:.3} s  p99 {:.3} s  max {:.3} s  (n={})",
+            x.p50, x.p95, x.p99, x.max, x.n
+        )
+    };
+    println!(
+        "steno-loadgen: {} users + {} idle + {} extra for {:.0} s (ramp-up {:.0} s, pace {}) against {}",
+        s.users, s.idle_users, s.extra_users, s.duration_s, s.ramp_up_s, s.pace, s.target
+    );
+    println!(
+        "{:<24}{}",
+        "result",
+        if r.ok {
+            "OK"
+        } else {
+            "PROBLEMS (see problems in the JSON report)"
+        }
+    );
+    println!(
+        "{:<24}admitted {}, refused [{}], extra refused {}/{} (admitted {}), connect errors {}",
+        "sessions",
+        r.sessions.admitted,
+        refused.join(", "),
+        r.sessions.extra_refused,
+        r.sessions.extra_planned,
+        r.sessions.extra_admitted,
+        r.sessions.connect_errors
+    );
+    println!(
+        "{:<24}[{}], unexpected closes {}{}",
+        "errors",
+        errors.join(", "),
+        r.unexpected_closes,
+        if r.timed_out {
+            ", HIT THE HARD TIME LIMIT"
+        } else {
+            ""
+        }
+    );
+    let u = &r.utterances;
+    println!(
+        "{:<24}{} spoken, {} with a final, {} without, {} split, {} finals in silence",
+        "utterances", u.sent, u.with_final, u.without_final, u.split, u.unmatched_finals
+    );
+    println!(
+        "{:<24}{}",
+        "end of speech -> final",
+        stat(&r.eos_to_final_s)
+    );
+    println!(
+        "{:<24}{}",
+        "speech -> 1st partial",
+        stat(&r.first_partial_s)
+    );
+    println!(
+        "{:<24}all {:.2}% ({} words), LibriSpeech {:.2}% ({} words)",
+        "WER",
+        r.wer_all.wer * 100.0,
+        r.wer_all.words,
+        r.wer_librispeech.wer * 100.0,
+        r.wer_librispeech.words
+    );
+    let t = &r.throughput;
+    println!(
+        "{:<24}speech sent {:.1} s/s, finals transcribed {:.1} s/s, workers busy {:.0}% ({} workers), final capacity {:.1} s/s",
+        "throughput",
+        t.speech_sent_per_s,
+        t.final_audio_per_s,
+        t.worker_busy_fraction * 100.0,
+        t.workers,
+        t.final_capacity_per_s
+    );
+    println!(
+        "{:<24}peak RSS {:.0} MB, mean CPU {:.0}% (peak {:.0}%)",
+        "server", r.server.peak_rss_mb, r.server.mean_cpu_pct, r.server.peak_cpu_pct,
+    );
+    println!(
+        "{:<24}load generator {:.0}% CPU, everything else {:.0}% CPU, load average {:.2} at start",
+        "machine", r.loadgen_cpu_pct, r.other_cpu_pct, r.load_average_at_start
+    );
+}
