@@ -18,7 +18,8 @@
 //!   each send bounded by `session.send_timeout_s`;
 //! - the same mapping of read errors to close codes as the session's
 //!   `stream_error` (too large 1009, invalid UTF-8 1007, protocol error 1002),
-//!   and the same reaction to a client's close frame: the session ends there.
+//!   and the same answer to a client's close frame (a close through the
+//!   writer, which sends tungstenite's reply).
 //!
 //! What it leaves out: the JSON error message steno sends before those close
 //! codes (an echo peer must not send unasked messages), auth, admission and
@@ -182,8 +183,12 @@ where
                 }
             };
             let sent = tokio::time::timeout(send_timeout, async {
-                sink.send(message).await?;
-                sink.flush().await
+                match sink.send(message).await {
+                    // After a client's close frame tungstenite has queued its
+                    // own reply and refuses ours; the flush sends the reply.
+                    Err(_) if last => sink.flush().await,
+                    other => other,
+                }
             })
             .await;
             if last || !matches!(sent, Ok(Ok(()))) {
@@ -191,24 +196,35 @@ where
             }
         }
     });
+    // Whether the client vanished (no close frame, no protocol error).
+    let mut gone = true;
     while let Some(next) = stream.next().await {
         let item = match next {
             Ok(m @ (Message::Text(_) | Message::Binary(_))) => Outbound::Message(m),
             // Pings are answered by tungstenite itself.
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
-            // steno's session ends when the client closes.
-            Ok(Message::Close(_)) => break,
+            // steno's session answers a client's close frame with its own
+            // close, after whatever it still had to send, and ends.
+            Ok(Message::Close(_)) => Outbound::Close(1000, "closed by client"),
             Err(e) => match close_for(&e) {
                 Some((code, reason)) => Outbound::Close(code, reason),
                 None => break,
             },
         };
         let last = matches!(item, Outbound::Close(..));
-        if tx.send(item).await.is_err() || last {
+        if tx.send(item).await.is_err() {
+            break;
+        }
+        if last {
+            gone = false;
             break;
         }
     }
     drop(tx);
+    if gone {
+        // As the session does: nobody reads what the writer still holds.
+        writer.abort();
+    }
     let _ = writer.await;
 }
 

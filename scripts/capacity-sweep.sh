@@ -103,7 +103,10 @@ $table
   targets above (p50 <= 0.8 s and p95 <= 1.5 s, no errors) and keep ~20%
   headroom for talkative users: the load a session brings is its speaking
   time, not its open time. A deployment whose users speak more than these
-  simulated ones (about half of the time) should take proportionally fewer.
+  simulated ones (the share is printed under the table) should take
+  proportionally fewer. The pool transcribes about **workers x (seconds of
+  audio per second of model time)** when saturated; offered speech must stay
+  well under that (at 80% of it queues already add seconds at p95).
 - Memory: peak RSS is the model plus one Whisper state per worker plus a
   small per-session cost (the growth per session is printed above); the
   session count is limited by CPU long before memory on this machine.

@@ -20,6 +20,9 @@ pub const NON_CONFIG_VARS: &[&str] = &[
     "STENO_SKIP_BROWSER",
     "STENO_MODEL_PROFILE",
     "STENO_WITH_BROWSER",
+    "STENO_CHURN_CYCLES",
+    "STENO_CHURN_MAX_S",
+    "STENO_CHROMIUM",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -6,10 +6,10 @@
 //! - a query that parses names a served configuration (one of the four PCM
 //!   rates, 16 kHz for Opus, English), and its canonical spelling parses to
 //!   the same parameters;
-//! - a control message that parses is a JSON object `{"type": NAME}` naming
-//!   that message (with `STRICT`; see the known bug below); any other input
-//!   gets a `bad control message` error whose size stays within a small
-//!   multiple of the input (it is sent back to the client).
+//! - a control message that parses is exactly the JSON object
+//!   `{"type": NAME}` naming that message; any other input gets a
+//!   `bad control message` error of bounded size, whatever the input's (it
+//!   is sent back to the client).
 
 #![no_main]
 
@@ -17,9 +17,9 @@ use libfuzzer_sys::fuzz_target;
 use steno::codec::Encoding;
 use steno::protocol::{ClientMessage, ListenParams};
 
-/// Whether `ClientMessage::parse` takes only `{"type": NAME}`, as
-/// docs/protocol.md says: false until known bug B2 is fixed.
-const STRICT: bool = true;
+/// The longest `bad control message` error: 120 characters of detail (4
+/// bytes each at most) plus the fixed text.
+const MAX_ERROR_BYTES: usize = 120 * 4 + 128;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -73,33 +73,22 @@ fn check_control(text: &str) {
                 ClientMessage::End => "end",
                 ClientMessage::Keepalive => "keepalive",
             };
+            // This target found serde's internally tagged enum taking
+            // `{"type":"end","x":1}` and `["end"]` (docs/reliability.md, B2).
             let value: serde_json::Value =
                 serde_json::from_str(text).expect("an accepted message is JSON");
-            if STRICT {
-                let object = value.as_object().expect("an accepted message is an object");
-                assert_eq!(object.len(), 1, "{text:?}: only `type` is allowed");
-                assert_eq!(object.get("type").and_then(|t| t.as_str()), Some(name));
-            } else {
-                // KNOWN BUG B2 (docs/reliability.md): serde's internally
-                // tagged enum also takes `{"type":"end","x":1}` (extra keys:
-                // `deny_unknown_fields` does not reach unit variants) and
-                // `["end"]` (the tag as a sequence's first element).
-                let tag = match &value {
-                    serde_json::Value::Object(o) => o.get("type"),
-                    serde_json::Value::Array(a) => a.first(),
-                    _ => None,
-                };
-                assert_eq!(tag.and_then(|t| t.as_str()), Some(name), "{text:?}");
-            }
+            let object = value.as_object().expect("an accepted message is an object");
+            assert_eq!(object.len(), 1, "{text:?}: only `type` is allowed");
+            assert_eq!(object.get("type").and_then(|t| t.as_str()), Some(name));
             let canonical = format!(r#"{{"type":"{name}"}}"#);
             assert_eq!(ClientMessage::parse(&canonical), Ok(m));
         }
         Err(message) => {
             assert!(message.starts_with("bad control message"), "{message}");
-            // serde quotes the offending string Debug-escaped (`\u{7f}` for
-            // one byte): up to 6 bytes back per byte in (known bug B3).
+            // Errors used to quote the input Debug-escaped, up to 6 bytes
+            // back per byte in (docs/reliability.md, B3).
             assert!(
-                message.len() <= 6 * text.len() + 256,
+                message.len() <= MAX_ERROR_BYTES,
                 "{text:?}: error of {} bytes",
                 message.len()
             );

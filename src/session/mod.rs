@@ -257,21 +257,24 @@ impl<'a> Reader<'a> {
             };
             match message {
                 Message::Binary(bytes) => {
-                    idle_deadline = tokio::time::Instant::now() + idle;
                     if let Some(end) = self.audio(&bytes).await {
                         return end;
                     }
+                    // Restarted after the message is handled: time spent
+                    // waiting for room in the worker queue (back-pressure)
+                    // is the server's, not the client's idleness.
+                    idle_deadline = tokio::time::Instant::now() + idle;
                 }
                 Message::Text(text) => match ClientMessage::parse(text.as_str()) {
                     Ok(ClientMessage::Keepalive) => {
                         idle_deadline = tokio::time::Instant::now() + idle
                     }
                     Ok(ClientMessage::Finalize) => {
-                        idle_deadline = tokio::time::Instant::now() + idle;
                         let open = self.segmenter.finalize();
                         if let Some(end) = self.submit_open(open).await {
                             return end;
                         }
+                        idle_deadline = tokio::time::Instant::now() + idle;
                     }
                     Ok(ClientMessage::End) => return self.end().await,
                     Err(message) => {

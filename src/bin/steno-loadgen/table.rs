@@ -75,17 +75,26 @@ pub fn print(paths: &[PathBuf]) -> Result<()> {
             "No step met the targets (no errors, p50 <= {P50_TARGET_S} s, p95 <= {P95_TARGET_S} s)."
         ),
     }
+    let (speech, users) = reports.iter().fold((0.0, 0), |(s, u), r| {
+        (s + r.throughput.speech_sent_per_s, u + r.settings.users)
+    });
+    if users > 0 {
+        println!(
+            "A simulated user spoke {:.0}% of the time (seconds of speech per wall second per user).",
+            speech / users as f64 * 100.0
+        );
+    }
     if let (Some(first), Some(last)) = (reports.first(), reports.last()) {
         let users = (last.settings.users + last.settings.idle_users)
             .saturating_sub(first.settings.users + first.settings.idle_users);
         if users > 0 {
             println!(
-                "Peak RSS grows {:.1} MB per extra live session ({:.0} MB at {} users, {:.0} MB at {}).",
-                (last.server.peak_rss_mb - first.server.peak_rss_mb) / users as f64,
+                "Peak RSS: {:.0} MB at {} users, {:.0} MB at {}: {:.1} MB per added user, audio waiting for a worker included.",
                 first.server.peak_rss_mb,
                 first.settings.users,
                 last.server.peak_rss_mb,
-                last.settings.users
+                last.settings.users,
+                (last.server.peak_rss_mb - first.server.peak_rss_mb) / users as f64,
             );
         }
     }

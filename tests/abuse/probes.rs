@@ -1,0 +1,169 @@
+//! What the abuse tests measure and how they misbehave: RSS, Prometheus
+//! series, `/ready`, and a raw WebSocket client that never reads.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::speech::{espeak, opus_packets, silence};
+use crate::common::{TestServer, Transcript, collect, expect_ready, http_get, send_all, send_json};
+
+pub fn speech_packets(sentence: &str) -> Vec<Vec<u8>> {
+    let mut audio = silence(300);
+    audio.extend(espeak(sentence));
+    audio.extend(silence(1200));
+    opus_packets(&audio, 20)
+}
+
+pub async fn transcribe_once(server: &TestServer, sentence: &str) -> Transcript {
+    transcribe_once_at(&server.url("partials=false"), sentence).await
+}
+
+/// One whole session: speech, `end`, everything until the close (1000).
+pub async fn transcribe_once_at(url: &str, sentence: &str) -> Transcript {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    expect_ready(&mut ws).await;
+    send_all(&mut ws, &speech_packets(sentence), Duration::ZERO).await;
+    send_json(&mut ws, r#"{"type":"end"}"#).await;
+    let t = collect(&mut ws, Duration::from_secs(60)).await;
+    assert_eq!(t.close_code(), Some(1000), "{:?}", t.messages);
+    t
+}
+
+/// Upgrades a raw TCP connection with a small receive buffer, reads the 101
+/// response head and nothing more.
+pub async fn raw_websocket(addr: SocketAddr, query: &str) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "GET /v1/listen?{query} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut b))
+            .await
+            .expect("response head in time")
+            .unwrap();
+        assert_eq!(n, 1, "connection closed during the upgrade");
+        head.push(b[0]);
+        assert!(head.len() < 4096, "response head too long");
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// One masked client frame (RFC 6455 5.2), payload under 64 KiB.
+pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n @ 0..=125 => f.push(0x80 | n as u8),
+        n => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// This process's resident memory, in KiB.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// Samples RSS every 50 ms until stopped; returns the peak.
+pub struct RssSampler {
+    stop: CancellationToken,
+    task: JoinHandle<u64>,
+}
+
+impl RssSampler {
+    pub fn start() -> Self {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                let mut peak = rss_kib();
+                while !stop.is_cancelled() {
+                    peak = peak.max(rss_kib());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                peak
+            }
+        });
+        Self { stop, task }
+    }
+
+    pub async fn stop(self) -> u64 {
+        self.stop.cancel();
+        self.task.await.unwrap()
+    }
+}
+
+/// The value of one Prometheus series (`name` or `name{labels}` exactly as
+/// rendered); 0 if absent.
+pub async fn metric(addr: SocketAddr, series: &str) -> f64 {
+    let (status, body) = http_get(addr, "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Polls `/ready` until it reports `sessions` open sessions; false on timeout.
+pub async fn wait_sessions(addr: SocketAddr, sessions: u64, limit: Duration) -> bool {
+    wait_until_async(limit, || async move {
+        let Ok((_, body)) = http_get(addr, "/ready").await else {
+            return false;
+        };
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["sessions"].as_u64() == Some(sessions)
+    })
+    .await
+}
+
+pub async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    wait_until_async(limit, || std::future::ready(condition())).await
+}
+
+pub async fn wait_until_async<F, Fut>(limit: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
