@@ -6,9 +6,13 @@
 #   scripts/capacity-sweep.sh                       # steps 1 4 8 16 24 32, 60 s each
 #   STEPS="8 24" DURATION=30 scripts/capacity-sweep.sh
 #   STENO_WORKERS__COUNT=2 scripts/capacity-sweep.sh  # STENO_* reaches the server
+#   QUIET_WAIT=900 scripts/capacity-sweep.sh        # on a shared machine: wait for
+#                                                   # quiet before each step
+#   KEEP=1 STEPS=16 scripts/capacity-sweep.sh       # redo one step, keep the others
 #
 # Each step is bounded: DURATION + RAMP_UP seconds of conversation, then at
-# most the drain, under a hard limit. The server admits exactly the step's
+# most DURATION + 30 s for the last finals (an overloaded step has a
+# backlog), under a hard limit. The server admits exactly the step's
 # users (admission.max_sessions = users) and EXTRA more arrivals must be
 # refused, so every step also exercises over_capacity. Run it on a quiet
 # machine: the table has a column for the CPU everything else used.
@@ -29,18 +33,41 @@ MODEL=${MODEL:-models/ggml-tiny.en.bin}
 [ -f "$CORPUS/manifest.tsv" ] || { echo "speech set $CORPUS/manifest.tsv missing" >&2; exit 1; }
 cargo build --release --bin steno --bin steno-loadgen
 mkdir -p "$OUT"
-rm -f "$OUT"/step-*.json "$OUT"/step-*.svg "$OUT"/step-*.log
+[ -n "${KEEP:-}" ] || rm -f "$OUT"/step-*.json "$OUT"/step-*.svg "$OUT"/step-*.log
+
+# CPU time the whole machine used over 20 s, in % of one core.
+machine_busy_pct() {
+    local a b c d e f g h x
+    read -r x a b c d e f g h x < /proc/stat
+    local busy1=$((a + b + c + f + g + h))
+    sleep 20
+    read -r x a b c d e f g h x < /proc/stat
+    echo $(((a + b + c + f + g + h - busy1) / 20))
+}
+
+# With QUIET_WAIT=SECONDS, each step first waits (up to that long) until the
+# rest of the machine is idle, so builds beside the sweep do not skew it.
+wait_quiet() {
+    local deadline=$((SECONDS + QUIET_WAIT)) busy
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        busy=$(machine_busy_pct)
+        [ "$busy" -lt 15 ] && return 0
+        echo "   machine busy (${busy}% of a core), waiting" >&2
+    done
+}
 
 echo "machine: $(nproc) cores, $(uptime)"
 for users in $STEPS; do
+    [ "${QUIET_WAIT:-0}" -gt 0 ] && wait_quiet
     prefix="$OUT/step-$(printf %03d "$users")"
     echo "== $users users ($(uptime | sed 's/.*load/load/'))"
     # No `--check`: a step with errors is a result, not a reason to stop.
     STENO_ADMISSION__MAX_SESSIONS=${MAX_SESSIONS:-$users} \
         target/release/steno-loadgen run --spawn-server \
         --corpus "$CORPUS" --users "$users" --extra-users "$EXTRA" \
-        --duration "$DURATION" --ramp-up "$RAMP_UP" --seed "$SEED" --drain 60 \
-        --max-run-s $((DURATION + RAMP_UP + 90)) --progress-s 10 \
+        --duration "$DURATION" --ramp-up "$RAMP_UP" --seed "$SEED" \
+        --drain $((DURATION + 30)) --max-run-s $((2 * DURATION + RAMP_UP + 60)) \
+        --progress-s 10 \
         --out "$prefix"
 done
 

@@ -56,9 +56,10 @@ pub struct UtteranceCounts {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Throughput {
-    /// Seconds of clip audio sent per wall second.
+    /// Seconds of clip audio sent per second of conversation (ramp-up + duration).
     pub speech_sent_per_s: f64,
-    /// `steno_inference_audio_seconds_sum{kind="final"}` gained per wall second.
+    /// `steno_inference_audio_seconds_sum{kind="final"}` gained per wall
+    /// second of the whole run (drain included).
     pub final_audio_per_s: f64,
     /// Model time (finals + partials) per wall second per worker: 1.0 = saturated.
     pub worker_busy_fraction: f64,
@@ -293,8 +294,10 @@ pub fn build(outcomes: &[UserOutcome], facts: RunFacts) -> Report {
 
 fn throughput(facts: &RunFacts, speech_sent_s: f64) -> Throughput {
     let wall = facts.wall_s.max(1e-9);
+    // Offered load over the conversation itself, not the drain after it.
+    let talking_s = (facts.settings.ramp_up_s + facts.settings.duration_s).min(wall);
     let mut t = Throughput {
-        speech_sent_per_s: speech_sent_s / wall,
+        speech_sent_per_s: speech_sent_s / talking_s,
         ..Throughput::default()
     };
     if let (Some(a), Some(b)) = (&facts.metrics_start, &facts.metrics_end) {
