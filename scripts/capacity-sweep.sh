@@ -9,6 +9,7 @@
 #   QUIET_WAIT=900 scripts/capacity-sweep.sh        # on a shared machine: wait for
 #                                                   # quiet before each step
 #   KEEP=1 STEPS=16 scripts/capacity-sweep.sh       # redo one step, keep the others
+#   REPORT_ONLY=1 scripts/capacity-sweep.sh         # rewrite the doc from the reports
 #
 # Each step is bounded: DURATION + RAMP_UP seconds of conversation, then at
 # most DURATION + 30 s for the last finals (an overloaded step has a
@@ -33,7 +34,7 @@ MODEL=${MODEL:-models/ggml-tiny.en.bin}
 [ -f "$CORPUS/manifest.tsv" ] || { echo "speech set $CORPUS/manifest.tsv missing" >&2; exit 1; }
 cargo build --release --bin steno --bin steno-loadgen
 mkdir -p "$OUT"
-[ -n "${KEEP:-}" ] || rm -f "$OUT"/step-*.json "$OUT"/step-*.svg "$OUT"/step-*.log
+[ -n "${KEEP:-}${REPORT_ONLY:-}" ] || rm -f "$OUT"/step-*.json "$OUT"/step-*.svg "$OUT"/step-*.log
 
 # CPU time the whole machine used over 20 s, in % of one core.
 machine_busy_pct() {
@@ -57,6 +58,7 @@ wait_quiet() {
 }
 
 echo "machine: $(nproc) cores, $(uptime)"
+[ -z "${REPORT_ONLY:-}" ] || STEPS=""
 for users in $STEPS; do
     [ "${QUIET_WAIT:-0}" -gt 0 ] && wait_quiet
     prefix="$OUT/step-$(printf %03d "$users")"
@@ -72,6 +74,12 @@ for users in $STEPS; do
 done
 
 table=$(target/release/steno-loadgen table "$OUT"/step-*.json)
+# Hand-written findings below this marker survive a rerun.
+marker='<!-- findings: written by hand, kept by scripts/capacity-sweep.sh -->'
+notes=""
+if [ -f "$DOC" ] && grep -qF "$marker" "$DOC"; then
+    notes=$(awk -v m="$marker" 'found { print } $0 == m { found = 1 }' "$DOC")
+fi
 config_env=$(env | grep '^STENO_' | sort | tr '\n' ' ' || true)
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //' || echo unknown)
 
@@ -111,9 +119,12 @@ $table
 - **WER** is over every utterance said in the step (all files; LibriSpeech
   files alone), normalised as in \`src/wer.rs\`. It should not move with load:
   if it does, utterances are being cut or lost.
-- **speech in** is seconds of speech the users sent per wall second;
-  **workers busy** is model time per wall second per worker (100% =
-  saturated); **server CPU** is % of one core (200% = both cores).
+- **speech in** is seconds of speech the users sent per second of
+  conversation (the offered load); **workers busy** is model time per wall
+  second per worker. Partials fill idle workers, so it is high long before
+  finals queue: saturation shows as p95 running away, or as speech in
+  above what the pool transcribes (the saturated figure below).
+  **server CPU** is % of one core (200% = both cores).
 - **others' CPU** is what the rest of the machine used during the step
   (compilers, other tests). Above ~10% the latency columns are noisy:
   rerun the step.
@@ -132,10 +143,14 @@ $table
   time, not its open time. A deployment whose users speak more than these
   simulated ones (the share is printed under the table) should take
   proportionally fewer. The pool transcribes about **workers x (seconds of
-  audio per second of model time)** when saturated; offered speech must stay
-  well under that (at 80% of it queues already add seconds at p95).
+  audio per second of model time)** when saturated (`final_capacity_per_s`
+  in each JSON report); offered speech must stay well under it: queueing
+  adds seconds at p95 from about 70% of it.
 - Memory: peak RSS is the model plus one Whisper state per worker plus a
   small per-session cost (the growth per session is printed above); the
   session count is limited by CPU long before memory on this machine.
+
+$marker
 EOF
+[ -z "$notes" ] || printf '%s\n' "$notes" >> "$DOC"
 echo "wrote $DOC"

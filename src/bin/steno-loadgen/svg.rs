@@ -209,12 +209,15 @@ fn panel(
         .unwrap();
         t += t_step;
     }
+    let mut last_label_y = f64::MAX;
     for m in marks {
         let (x1, ym, tx) = (LEFT + w, y(m.y), LEFT + w + 6.0);
+        // Keep labels of close marks apart.
+        let label_y = (ym + 4.0).min(last_label_y - 14.0);
+        last_label_y = label_y;
         writeln!(
             out,
-            r##"<line x1="{LEFT}" x2="{x1}" y1="{ym:.1}" y2="{ym:.1}" stroke="#000" stroke-dasharray="5,4"/><text x="{tx}" y="{:.1}">{}</text>"##,
-            ym + 4.0,
+            r##"<line x1="{LEFT}" x2="{x1}" y1="{ym:.1}" y2="{ym:.1}" stroke="#000" stroke-dasharray="5,4"/><text x="{tx}" y="{label_y:.1}">{}</text>"##,
             m.label
         )
         .unwrap();
@@ -260,13 +263,13 @@ fn panel(
     }
 }
 
-/// 1, 2 or 5 times a power of ten, at least `v`.
+/// 1, 2, 2.5 or 5 times a power of ten, at least `v`.
 fn nice_ceiling(v: f64) -> f64 {
     if v <= 0.0 {
         return 1.0;
     }
     let base = 10f64.powf(v.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
+    [1.0, 2.0, 2.5, 5.0, 10.0]
         .into_iter()
         .map(|m| m * base)
         .find(|&c| c >= v)
@@ -290,6 +293,7 @@ mod tests {
         assert_eq!(nice_ceiling(0.93), 1.0);
         assert_eq!(nice_ceiling(1.6), 2.0);
         assert_eq!(nice_ceiling(312.0), 500.0);
+        assert_eq!(nice_ceiling(201.0), 250.0);
         assert_eq!(nice_ceiling(0.0), 1.0);
     }
 }
