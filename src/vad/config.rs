@@ -7,17 +7,19 @@ use serde::Deserialize;
 ///
 /// The defaults were tuned on the recordings in `shared/data/speech` and on
 /// espeak-ng speech (see the tests in `vad::tests`): they cover at least 97 %
-/// of every recording's loud frames, split at pauses of about 400 ms, and
-/// ignore white noise up to -30 dBFS.
+/// of every recording's loud frames and split at pauses of about 400 ms.
+/// Broadband noise never starts an utterance at any level: webrtc-vad alone
+/// lets it through, the segmenter's structure check refuses it.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SegmenterConfig {
     /// webrtc-vad mode, 0 (lets most sounds through as speech) to 3 (the
-    /// strictest). 2 ignores white noise up to about -30 dBFS and still
-    /// covers at least 97 % of each test recording's loud frames; 0 and 1
-    /// take -30 dBFS noise for speech, and 3 splits more sentences at short
-    /// pauses and loses more soft word endings. No mode rejects white noise
-    /// at -24 dBFS or louder.
+    /// strictest). 2 covers at least 97 % of each test recording's loud
+    /// frames; 3 splits more sentences at short pauses and loses more soft
+    /// word endings. On its own webrtc-vad takes white noise at -24 dBFS or
+    /// louder (at every mode), or fainter noise just after digital silence,
+    /// for speech; the segmenter's structure check stops such noise from
+    /// starting an utterance.
     pub aggressiveness: u8,
     /// Length of the frames webrtc-vad judges, in ms: 10, 20 or 30.
     pub frame_ms: u32,

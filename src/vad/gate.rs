@@ -5,7 +5,9 @@
 //! two sliding windows:
 //!
 //! - idle, speech starts when at least 80 % of the last `min_speech_ms` worth
-//!   of frames are voiced;
+//!   of frames are voiced and at least 40 % are voiced *and* structured
+//!   ([`Voicing::Speech`]): webrtc-vad alone takes faint broadband noise
+//!   after silence for speech, and such noise is never structured;
 //! - in speech, it ends when at most 10 % of the last `hangover_ms` worth of
 //!   frames (all since the start) are voiced.
 //!
@@ -18,14 +20,43 @@ use super::SegmenterConfig;
 
 /// Share of the start window that must be voiced (rounded up).
 const START_VOICED_PERCENT: usize = 80;
+/// Share of the start window that must be voiced and structured (rounded
+/// up). Lower than [`START_VOICED_PERCENT`]: fricatives ("sixty six
+/// sisters") are voiced but flat, and a start must not wait for a vowel-rich
+/// window.
+const START_STRUCTURED_PERCENT: usize = 40;
 /// Share of the end window that may still be voiced (rounded down).
 const END_VOICED_PERCENT: usize = 10;
+
+/// What the classifier made of one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Voicing {
+    /// No speech.
+    Silent,
+    /// webrtc-vad hears speech, but the spectrum is flat: broadband noise,
+    /// or a fricative. Counts as voiced, but cannot start speech alone.
+    Flat,
+    /// Voiced, with the spectral structure of speech.
+    Speech,
+}
+
+impl Voicing {
+    fn voiced(self) -> bool {
+        self != Voicing::Silent
+    }
+}
 
 /// One frame's decision, where it sits in the stream.
 #[derive(Clone, Copy, Debug)]
 struct Frame {
     start_sample: u64,
-    voiced: bool,
+    voicing: Voicing,
+}
+
+impl Frame {
+    fn voiced(&self) -> bool {
+        self.voicing.voiced()
+    }
 }
 
 /// What a frame changed.
@@ -59,6 +90,7 @@ pub(super) struct SpeechGate {
     frame_samples: u64,
     start_window_frames: usize,
     start_min_voiced: usize,
+    start_min_structured: usize,
     end_window_frames: usize,
     end_max_voiced: usize,
     /// The newest decisions, at most `history_frames` (the larger window):
@@ -78,6 +110,7 @@ impl SpeechGate {
             frame_samples: u64::from(config.frame_ms) * 16,
             start_window_frames,
             start_min_voiced: (start_window_frames * START_VOICED_PERCENT).div_ceil(100),
+            start_min_structured: (start_window_frames * START_STRUCTURED_PERCENT).div_ceil(100),
             end_window_frames,
             end_max_voiced: end_window_frames * END_VOICED_PERCENT / 100,
             recent: VecDeque::with_capacity(history_frames),
@@ -120,27 +153,34 @@ impl SpeechGate {
 
     /// Takes the decision for the frame starting at `start_sample`; frames
     /// come in stream order.
-    pub(super) fn on_frame(&mut self, start_sample: u64, voiced: bool) -> Transition {
+    pub(super) fn on_frame(&mut self, start_sample: u64, voicing: Voicing) -> Transition {
         if self.recent.len() == self.history_frames {
             self.recent.pop_front();
         }
         self.recent.push_back(Frame {
             start_sample,
-            voiced,
+            voicing,
         });
+        let voiced = voicing.voiced();
         let frame_end = start_sample + self.frame_samples;
 
         match self.state {
             State::Idle => {
                 let window = self.newest(self.start_window_frames);
-                let voiced_count = window.clone().filter(|f| f.voiced).count();
-                // The count only grows when a voiced frame comes in, so a
+                let voiced_count = window.clone().filter(|f| f.voiced()).count();
+                let structured_count = window
+                    .clone()
+                    .filter(|f| f.voicing == Voicing::Speech)
+                    .count();
+                // The counts only grow when a voiced frame comes in, so a
                 // start always lands on a voiced frame.
-                if voiced_count < self.start_min_voiced {
+                if voiced_count < self.start_min_voiced
+                    || structured_count < self.start_min_structured
+                {
                     return Transition::None;
                 }
                 let first_voiced_sample = window
-                    .filter(|f| f.voiced)
+                    .filter(|f| f.voiced())
                     .map(|f| f.start_sample)
                     .min()
                     .expect("the window holds voiced frames");
@@ -161,7 +201,7 @@ impl SpeechGate {
                 if frames_since_start >= self.end_window_frames {
                     let voiced_count = self
                         .newest(self.end_window_frames)
-                        .filter(|f| f.voiced)
+                        .filter(|f| f.voiced())
                         .count();
                     if voiced_count <= self.end_max_voiced {
                         self.state = State::Idle;
@@ -189,8 +229,17 @@ impl SpeechGate {
 mod tests {
     use super::*;
 
-    /// Runs a pattern like "..###.#" ('#' voiced) through a gate with 20 ms
-    /// frames and returns the transitions with their frame numbers.
+    fn voicing(c: char) -> Voicing {
+        match c {
+            '#' => Voicing::Speech,
+            '~' => Voicing::Flat,
+            _ => Voicing::Silent,
+        }
+    }
+
+    /// Runs a pattern like "..###.#~" ('#' voiced speech, '~' voiced but
+    /// flat) through a gate with 20 ms frames and returns the transitions
+    /// with their frame numbers.
     fn run(min_speech_ms: u32, hangover_ms: u32, pattern: &str) -> Vec<(usize, Transition)> {
         let config = SegmenterConfig {
             min_speech_ms,
@@ -201,7 +250,7 @@ mod tests {
         pattern
             .chars()
             .enumerate()
-            .map(|(i, c)| (i, gate.on_frame(i as u64 * 320, c == '#')))
+            .map(|(i, c)| (i, gate.on_frame(i as u64 * 320, voicing(c))))
             .filter(|(_, t)| *t != Transition::None)
             .collect()
     }
@@ -221,6 +270,37 @@ mod tests {
                 6,
                 Transition::Started {
                     first_voiced_sample: 2 * 320
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn flat_voiced_frames_alone_never_start_speech() {
+        assert_eq!(run(100, 100, &"~".repeat(50)), []);
+        // Window of 5 frames: 4 voiced, 2 of them structured, starts.
+        assert_eq!(run(100, 100, "~~~#.#")[0].0, 5);
+        assert_eq!(
+            run(100, 100, "~~~##"),
+            [(
+                4,
+                Transition::Started {
+                    first_voiced_sample: 0
+                }
+            )]
+        );
+        assert_eq!(run(100, 100, "~~~~.~#"), []);
+    }
+
+    #[test]
+    fn flat_frames_keep_open_speech_going() {
+        let transitions = run(60, 100, "###~~~~~~~~.....");
+        assert_eq!(
+            transitions[1],
+            (
+                15,
+                Transition::Ended {
+                    last_voiced_end: 11 * 320
                 }
             )
         );
@@ -266,16 +346,16 @@ mod tests {
         };
         let mut gate = SpeechGate::new(&config);
         for i in 0..3 {
-            gate.on_frame(i * 320, true);
+            gate.on_frame(i * 320, Voicing::Speech);
         }
         assert!(gate.in_speech());
         gate.stop();
         assert!(matches!(
-            gate.on_frame(3 * 320, true),
+            gate.on_frame(3 * 320, Voicing::Speech),
             Transition::Started { .. }
         ));
         gate.reset();
-        assert_eq!(gate.on_frame(4 * 320, true), Transition::None);
+        assert_eq!(gate.on_frame(4 * 320, Voicing::Speech), Transition::None);
         assert!(!gate.in_speech());
     }
 }

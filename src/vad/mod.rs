@@ -1,15 +1,16 @@
 //! Voice activity segmentation: 16 kHz samples in, utterance events (speech started, utterance ended with its audio) out.
 //!
 //! The session feeds every decoded chunk to its [`Segmenter`]. It cuts the
-//! samples into 10/20/30 ms frames, asks webrtc-vad whether each is voiced,
-//! smooths those decisions (`gate`), and keeps the audio in an
+//! samples into 10/20/30 ms frames, asks webrtc-vad whether each is voiced
+//! and checks voiced frames for the spectral structure of speech
+//! (`structure`), smooths those decisions (`gate`), and keeps the audio in an
 //! [`AudioRing`](crate::ring::AudioRing) so that an ended utterance comes out
 //! whole, as the f32 samples whisper takes.
 //!
 //! # How an utterance is cut
 //!
-//! - It **starts** once `min_speech_ms` of mostly voiced frames (80 %) have
-//!   come; shorter bursts are never utterances, and `SpeechStarted` is only
+//! - It **starts** once `min_speech_ms` of mostly voiced frames (80 %, and
+//!   40 % with structure: broadband noise never starts one) have come; shorter bursts are never utterances, and `SpeechStarted` is only
 //!   sent once speech is confirmed. Its audio begins `pre_roll_ms` before the
 //!   first voiced frame (never before the stream, nor before the previous
 //!   utterance's end) so whisper hears the onset.
@@ -28,6 +29,7 @@
 mod config;
 mod gate;
 mod segmenter;
+mod structure;
 
 #[cfg(test)]
 mod tests;
@@ -35,7 +37,7 @@ mod tests;
 pub use config::SegmenterConfig;
 pub use segmenter::END_TAIL_MS;
 
-use segmenter::{FrameClassifier, SegmenterCore};
+use segmenter::{FrameClassifier, SegmenterCore, Voicing};
 use webrtc_vad::{SampleRate, Vad, VadMode};
 
 /// Why a segmenter could not be made.
@@ -85,7 +87,14 @@ pub struct Utterance {
     pub reason: EndReason,
 }
 
-/// webrtc-vad (libfvad) behind the classifier interface.
+/// Voiced frames with less linear-prediction gain than this are flat
+/// ([`Voicing::Flat`]). Measured through Opus at 24 kbit/s: white noise at
+/// any level gains at most 1.3 dB, while the median voiced frame of the
+/// shared recordings gains 21 dB and 96 % of them gain 3 dB or more.
+const MIN_STRUCTURE_DB: f32 = 3.0;
+
+/// webrtc-vad (libfvad) plus the structure check behind the classifier
+/// interface.
 struct WebRtcClassifier(Vad);
 
 // SAFETY: `Vad` is only `!Send` because it holds a raw pointer to its libfvad
@@ -96,10 +105,16 @@ struct WebRtcClassifier(Vad);
 unsafe impl Send for WebRtcClassifier {}
 
 impl FrameClassifier for WebRtcClassifier {
-    fn is_voiced(&mut self, frame: &[i16]) -> bool {
+    fn classify(&mut self, frame: &[i16]) -> Voicing {
         // Frames are always 10, 20 or 30 ms (validated), the only lengths
         // libfvad refuses are others; count a refusal as silence.
-        self.0.is_voice_segment(frame).unwrap_or(false)
+        if !self.0.is_voice_segment(frame).unwrap_or(false) {
+            Voicing::Silent
+        } else if structure::prediction_gain_db(frame) < MIN_STRUCTURE_DB {
+            Voicing::Flat
+        } else {
+            Voicing::Speech
+        }
     }
 }
 

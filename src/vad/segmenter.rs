@@ -2,6 +2,7 @@
 
 use crate::ring::AudioRing;
 
+pub(super) use super::gate::Voicing;
 use super::gate::{SpeechGate, Transition};
 use super::{EndReason, SegmentEvent, SegmenterConfig, Utterance};
 
@@ -16,7 +17,7 @@ pub const END_TAIL_MS: u32 = 200;
 
 /// Decides whether one frame of 16 kHz audio holds speech.
 pub(super) trait FrameClassifier {
-    fn is_voiced(&mut self, frame: &[i16]) -> bool;
+    fn classify(&mut self, frame: &[i16]) -> Voicing;
 }
 
 /// The open utterance.
@@ -105,7 +106,8 @@ impl<C: FrameClassifier> SegmenterCore<C> {
     }
 
     fn process_frame(&mut self, frame: &[i16], events: &mut Vec<SegmentEvent>) {
-        let voiced = self.classifier.is_voiced(frame);
+        let voicing = self.classifier.classify(frame);
+        let voiced = voicing != Voicing::Silent;
         let frame_start = self.framed_end;
         let frame_end = frame_start + frame.len() as u64;
 
@@ -134,7 +136,7 @@ impl<C: FrameClassifier> SegmenterCore<C> {
         );
         self.framed_end = frame_end;
 
-        match self.gate.on_frame(frame_start, voiced) {
+        match self.gate.on_frame(frame_start, voicing) {
             Transition::None => {}
             Transition::Started {
                 first_voiced_sample,

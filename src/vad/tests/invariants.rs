@@ -7,7 +7,7 @@
 
 use proptest::prelude::*;
 
-use super::super::segmenter::{FrameClassifier, SegmenterCore};
+use super::super::segmenter::{FrameClassifier, SegmenterCore, Voicing};
 use super::super::{END_TAIL_MS, EndReason, SegmentEvent, SegmenterConfig, Utterance};
 
 /// The tail kept after the last voiced frame, in samples.
@@ -16,8 +16,12 @@ const TAIL: u64 = END_TAIL_MS as u64 * 16;
 struct LabelClassifier;
 
 impl FrameClassifier for LabelClassifier {
-    fn is_voiced(&mut self, frame: &[i16]) -> bool {
-        2 * frame.iter().filter(|&&s| s & 1 == 1).count() > frame.len()
+    fn classify(&mut self, frame: &[i16]) -> Voicing {
+        if 2 * frame.iter().filter(|&&s| s & 1 == 1).count() > frame.len() {
+            Voicing::Speech
+        } else {
+            Voicing::Silent
+        }
     }
 }
 

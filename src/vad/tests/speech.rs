@@ -175,15 +175,25 @@ fn digital_silence_gives_no_events() {
 
 #[test]
 fn white_noise_is_not_speech() {
-    // -50 to -30 dBFS: a quiet room up to a loud fan. Louder white noise
-    // (-24 dBFS and up) reads as speech to webrtc-vad at every mode.
-    for rms in [100.0, 300.0, 1_000.0] {
-        let utterances = segment(&SegmenterConfig::default(), &white_noise(10.0, rms), 960);
-        assert!(
-            utterances.is_empty(),
-            "noise at RMS {rms}: {:?}",
-            bounds(&utterances)
-        );
+    // -50 dBFS (a quiet room) to -10 dBFS (far louder than any fan), alone
+    // and after digital silence: webrtc-vad alone takes the onset after
+    // silence, and anything from -24 dBFS up, for speech; the structure
+    // check refuses it all.
+    for rms in [100.0, 300.0, 1_000.0, 3_000.0, 10_000.0] {
+        let mut after_silence = silence(3.0);
+        after_silence.extend(white_noise(3.0, rms));
+        after_silence.extend(silence(1.0));
+        for (name, audio) in [
+            ("alone", white_noise(10.0, rms)),
+            ("after silence", after_silence),
+        ] {
+            let utterances = segment(&SegmenterConfig::default(), &audio, 960);
+            assert!(
+                utterances.is_empty(),
+                "noise {name} at RMS {rms}: {:?}",
+                bounds(&utterances)
+            );
+        }
     }
 }
 
