@@ -56,7 +56,18 @@ enum ModelCommand {
         dir: PathBuf,
         #[arg(short, long)]
         output: PathBuf,
+        /// How to store the big weight matrices: f16 (exact, as shipped) or
+        /// q8_0 (8-bit blocks, half the size; see docs/capacity.md).
+        #[arg(long, value_enum, default_value_t = Weights::F16)]
+        weights: Weights,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Weights {
+    F16,
+    #[value(name = "q8_0")]
+    Q8_0,
 }
 
 #[derive(Subcommand)]
@@ -74,9 +85,18 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Serve { config, listen } => serve(config.as_deref(), listen),
         Command::Model {
-            command: ModelCommand::ImportCt2 { dir, output },
+            command:
+                ModelCommand::ImportCt2 {
+                    dir,
+                    output,
+                    weights,
+                },
         } => {
-            let summary = steno::model::import_ct2(&dir, &output)
+            let weights = match weights {
+                Weights::F16 => steno::model::WeightFormat::F16,
+                Weights::Q8_0 => steno::model::WeightFormat::Q8_0,
+            };
+            let summary = steno::model::import_ct2(&dir, &output, weights)
                 .with_context(|| format!("converting {} to {}", dir.display(), output.display()))?;
             println!("wrote {} ({summary:?})", output.display());
             Ok(())

@@ -10,12 +10,17 @@ use std::io::{self, Write};
 
 use super::f16::f32_to_f16;
 use super::mel::MelFilters;
+use super::q8;
 
 /// "ggml" read as a little-endian u32.
 pub const MAGIC: u32 = 0x6767_6d6c;
 
 /// whisper.cpp's `ftype` for "big matrices in f16, the rest in f32".
 pub const FTYPE_MOSTLY_F16: i32 = 1;
+/// whisper.cpp's `ftype` for "big matrices in q8_0": ggml's `MOSTLY_Q8_0` (7)
+/// plus its quantisation format version (2) times 1000, as whisper.cpp's
+/// own quantiser writes it.
+pub const FTYPE_MOSTLY_Q8_0: i32 = 2_007;
 
 /// Whisper's hyperparameters, in the order the file stores them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +61,8 @@ impl Hparams {
 pub enum TensorType {
     F32 = 0,
     F16 = 1,
+    /// Blocks of 32 along the innermost dim (see `q8`).
+    Q8_0 = 8,
 }
 
 /// Writes the sections in order; it counts the bytes so the caller can report them.
@@ -150,6 +157,17 @@ impl<W: Write> GgmlWriter<W> {
                 .iter()
                 .flat_map(|&v| f32_to_f16(v).to_le_bytes())
                 .collect(),
+            TensorType::Q8_0 => {
+                if shape.last().is_none_or(|&row| row % q8::BLOCK != 0) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("tensor {name}: rows of {shape:?} are not whole q8_0 blocks"),
+                    ));
+                }
+                let mut data = Vec::new();
+                q8::quantize(values, &mut data);
+                data
+            }
         };
         self.put(&data)
     }
@@ -265,5 +283,23 @@ mod tests {
             w.write_tensor("x", &[2, 2], TensorType::F32, &[1.0])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn q8_0_tensors_are_blocks_along_rows() {
+        let mut w = GgmlWriter::new(Vec::new());
+        let values: Vec<f32> = (0..64).map(|i| i as f32 - 32.0).collect();
+        w.write_tensor("m", &[2, 32], TensorType::Q8_0, &values)
+            .unwrap();
+        let bytes = w.into_inner();
+        assert_eq!(i32_at(&bytes, 8), 8); // ggml's id for q8_0
+        assert_eq!((i32_at(&bytes, 12), i32_at(&bytes, 16)), (32, 2));
+        assert_eq!(bytes.len() - 21, 2 * q8::BLOCK_BYTES);
+
+        let mut w = GgmlWriter::new(Vec::new());
+        let err = w
+            .write_tensor("odd", &[2, 4], TensorType::Q8_0, &[0.0; 8])
+            .unwrap_err();
+        assert!(err.to_string().contains("q8_0"), "{err}");
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::ct2::Ct2Model;
 use super::error::ImportError;
-use super::ggml::{GgmlWriter, Hparams};
+use super::ggml::{FTYPE_MOSTLY_F16, FTYPE_MOSTLY_Q8_0, GgmlWriter, Hparams, TensorType};
 use super::mel::MelFilters;
 use super::vocab::{END_OF_TEXT, Vocabulary};
 use super::{hparams, layout};
@@ -19,6 +19,38 @@ use super::{hparams, layout};
 /// (n_vocab >= 51865) have one more regular token, so theirs is one higher.
 const ENGLISH_END_OF_TEXT_ID: usize = 50256;
 const MULTILINGUAL_MIN_VOCAB: usize = 51865;
+
+/// How the big weight matrices are stored (the rest is f32 or f16 either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightFormat {
+    /// As CTranslate2 ships them: exact.
+    #[default]
+    F16,
+    /// ggml's 8-bit blocks: about half the size; whisper.cpp multiplies them
+    /// as integers. See docs/capacity.md for its speed and accuracy here.
+    Q8_0,
+}
+
+impl WeightFormat {
+    fn ftype(self) -> i32 {
+        match self {
+            WeightFormat::F16 => FTYPE_MOSTLY_F16,
+            WeightFormat::Q8_0 => FTYPE_MOSTLY_Q8_0,
+        }
+    }
+
+    /// The stored type of a tensor the f16 layout plans as `planned`:
+    /// whisper.cpp quantises exactly its 2-d f16 matrices (the conv kernels
+    /// are 3-d and stay f16).
+    fn storage(self, planned: TensorType, shape: &[usize]) -> TensorType {
+        match self {
+            WeightFormat::Q8_0 if planned == TensorType::F16 && shape.len() == 2 => {
+                TensorType::Q8_0
+            }
+            _ => planned,
+        }
+    }
+}
 
 /// What was written.
 #[derive(Debug, Clone)]
@@ -38,7 +70,11 @@ pub struct ImportSummary {
 }
 
 /// Converts the CTranslate2 Whisper model in `dir` to a whisper.cpp ggml file at `out`.
-pub fn import_ct2(dir: &Path, out: &Path) -> Result<ImportSummary, ImportError> {
+pub fn import_ct2(
+    dir: &Path,
+    out: &Path,
+    weights: WeightFormat,
+) -> Result<ImportSummary, ImportError> {
     let model_path = dir.join("model.bin");
     let bytes = fs::read(&model_path).map_err(|source| ImportError::Read {
         path: model_path.clone(),
@@ -55,7 +91,10 @@ pub fn import_ct2(dir: &Path, out: &Path) -> Result<ImportSummary, ImportError> 
             spec: model.spec.clone(),
         });
     }
-    let hparams = hparams::from_ct2(&model, &model_path)?;
+    let hparams = Hparams {
+        ftype: weights.ftype(),
+        ..hparams::from_ct2(&model, &model_path)?
+    };
 
     let vocab_path = dir.join("vocabulary.txt");
     let vocab = read_vocabulary(&vocab_path, &hparams)?;
@@ -72,7 +111,12 @@ pub fn import_ct2(dir: &Path, out: &Path) -> Result<ImportSummary, ImportError> 
     for tensor in &tensors {
         let values = layout::values(&model, &model_path, tensor)?;
         writer
-            .write_tensor(&tensor.name, &tensor.shape, tensor.ttype, &values)
+            .write_tensor(
+                &tensor.name,
+                &tensor.shape,
+                weights.storage(tensor.ttype, &tensor.shape),
+                &values,
+            )
             .map_err(io)?;
     }
     let bytes_written = writer.bytes_written();
@@ -204,7 +248,7 @@ mod tests {
         write_model(&dir, &tiny_whisper_model_bin(), &tiny_whisper_vocabulary());
         let out = dir.join("models/ggml-test.bin");
 
-        let summary = import_ct2(&dir, &out).unwrap();
+        let summary = import_ct2(&dir, &out, WeightFormat::F16).unwrap();
         let bytes = fs::read(&out).unwrap();
         assert_eq!(summary.bytes_written, bytes.len() as u64);
         assert_eq!(summary.n_vocab, 51864);
@@ -249,7 +293,7 @@ mod tests {
         model[at + needle.len() - 1] = b'_';
         write_model(&dir, &model, &tiny_whisper_vocabulary());
 
-        let err = import_ct2(&dir, &dir.join("out.bin")).unwrap_err();
+        let err = import_ct2(&dir, &dir.join("out.bin"), WeightFormat::F16).unwrap_err();
         let expected = "decoder/layer_0/attention/linear_2/bias";
         assert!(
             matches!(&err, ImportError::MissingVariable { name, .. } if name == expected),
@@ -270,14 +314,19 @@ mod tests {
         let vocabulary = tiny_whisper_vocabulary();
         let short = vocabulary.split_once('\n').unwrap().1;
         write_model(&dir, &tiny_whisper_model_bin(), short);
-        let err = import_ct2(&dir, &dir.join("out.bin")).unwrap_err();
+        let err = import_ct2(&dir, &dir.join("out.bin"), WeightFormat::F16).unwrap_err();
         assert!(
             matches!(err, ImportError::VocabularyMismatch { .. }),
             "{err}"
         );
         assert!(err.to_string().contains("51863 tokens"), "{err}");
 
-        let err = import_ct2(&dir.join("nowhere"), &dir.join("out.bin")).unwrap_err();
+        let err = import_ct2(
+            &dir.join("nowhere"),
+            &dir.join("out.bin"),
+            WeightFormat::F16,
+        )
+        .unwrap_err();
         assert!(matches!(err, ImportError::Read { .. }), "{err}");
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -287,7 +336,7 @@ mod tests {
         let dir = scratch_dir("spec");
         let model = super::super::testing::ModelBinBuilder::new("TransformerSpec", 1).build();
         write_model(&dir, &model, &tiny_whisper_vocabulary());
-        let err = import_ct2(&dir, &dir.join("out.bin")).unwrap_err();
+        let err = import_ct2(&dir, &dir.join("out.bin"), WeightFormat::F16).unwrap_err();
         assert!(err.to_string().contains("`TransformerSpec`"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
     }

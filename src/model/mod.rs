@@ -15,10 +15,11 @@ mod hparams;
 mod import;
 mod layout;
 mod mel;
+mod q8;
 #[cfg(test)]
 mod testing;
 mod vocab;
 
 pub use error::ImportError;
 pub use ggml::Hparams;
-pub use import::{ImportSummary, import_ct2};
+pub use import::{ImportSummary, WeightFormat, import_ct2};
