@@ -192,6 +192,11 @@ pub struct SessionConfig {
     pub max_queued_audio_s: f32,
     /// Interval between partial transcripts of the open utterance; 0 disables partials.
     pub partial_interval_ms: u64,
+    /// Start an utterance's final as soon as its pause has lasted the VAD's
+    /// 200 ms tail, instead of after the whole hangover; wasted (and
+    /// dropped) when speech goes on. Runs on the partial lane, so it only
+    /// uses a worker that would otherwise idle.
+    pub early_finals: bool,
     /// Messages buffered for a client before the session stops producing more.
     pub outbound_queue: usize,
     /// A client that does not take a message for this long is closed.
@@ -208,6 +213,7 @@ impl Default for SessionConfig {
             max_bad_packets: 50,
             max_queued_audio_s: 120.0,
             partial_interval_ms: 750,
+            early_finals: true,
             outbound_queue: 64,
             send_timeout_s: 10.0,
         }

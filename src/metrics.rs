@@ -18,6 +18,7 @@ pub const AUDIO_MS: &str = "steno_audio_received_milliseconds_total";
 pub const UTTERANCES: &str = "steno_utterances_total";
 pub const PARTIALS_SENT: &str = "steno_partials_sent_total";
 pub const PARTIALS_SHED: &str = "steno_partials_shed_total";
+pub const EARLY_FINALS_USED: &str = "steno_early_finals_used_total";
 pub const QUEUE_DEPTH: &str = "steno_worker_queue_depth";
 pub const WORKERS_READY: &str = "steno_workers_ready";
 pub const INFERENCE_SECONDS: &str = "steno_inference_seconds";
@@ -77,6 +78,10 @@ fn describe() {
     );
     describe_counter!(PARTIALS_SENT, "Partial transcripts sent to clients.");
     describe_counter!(
+        EARLY_FINALS_USED,
+        "Finals whose inference started at the pause, before the hangover ended."
+    );
+    describe_counter!(
         PARTIALS_SHED,
         "Partial jobs dropped before inference (replaced, queue deep, or stale)."
     );
@@ -109,6 +114,9 @@ fn describe() {
 pub enum JobKind {
     Final,
     Partial,
+    /// A final started at a pause, on the partial lane (see `session`);
+    /// requeued as `Final` if the utterance ends before it runs.
+    Early,
 }
 
 impl JobKind {
@@ -116,6 +124,7 @@ impl JobKind {
         match self {
             JobKind::Final => "final",
             JobKind::Partial => "partial",
+            JobKind::Early => "early",
         }
     }
 }
@@ -139,6 +148,10 @@ pub fn utterance_closed() {
 
 pub fn partial_sent() {
     counter!(PARTIALS_SENT).increment(1);
+}
+
+pub fn early_final_used() {
+    counter!(EARLY_FINALS_USED).increment(1);
 }
 
 pub fn partials_shed(n: u64) {

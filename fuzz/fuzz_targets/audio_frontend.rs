@@ -222,6 +222,19 @@ impl Checker {
                 assert!(start_sample <= stream.len() as u64, "start past the stream");
                 self.open = Some((utterance, start_sample));
             }
+            SegmentEvent::Paused {
+                utterance,
+                start_sample,
+                end_sample,
+            } => {
+                assert_eq!(
+                    self.open,
+                    Some((utterance, start_sample)),
+                    "pause outside its utterance"
+                );
+                assert!(start_sample < end_sample, "empty pause bounds");
+                assert!(end_sample <= stream.len() as u64, "pause past the stream");
+            }
             SegmentEvent::UtteranceEnded(u) => {
                 assert!(
                     matches!(u.reason, EndReason::Silence | EndReason::MaxLength),

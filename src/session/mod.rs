@@ -3,6 +3,15 @@
 //! The reader (this module) owns the decoder and segmenter and turns client
 //! messages into jobs; the writer (`writer`) awaits results and sends them in
 //! order. Generic over `Sink`/`Stream`, so tests drive it with channels.
+//!
+//! Early finals: when the segmenter announces a pause (`SegmentEvent::Paused`,
+//! 200 ms after the last voiced frame) the reader queues the utterance's
+//! audio up to there on the partial lane, where it runs only on a worker
+//! nobody else needs. If the utterance then ends with those same bounds, that
+//! job *is* its final: taken back and requeued as a final if it is still
+//! waiting, awaited if it runs, used if it is done. If speech goes on, the
+//! job is dropped (a waiting one is skipped, a running one's result thrown
+//! away). Same audio, same model, so the text is the one a final would give.
 
 mod clock;
 mod writer;
@@ -12,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{Sink, Stream, StreamExt};
+use tokio::sync::oneshot::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::sleep_until;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -24,7 +34,7 @@ use crate::config::SessionConfig;
 use crate::metrics::{self, JobKind};
 use crate::protocol::{ClientMessage, ErrorCode, ListenParams, ServerMessage};
 use crate::vad::{SegmentEvent, Segmenter, SegmenterConfig, Utterance};
-use crate::worker::{Job, JobQueue};
+use crate::worker::{Job, JobQueue, JobResult};
 use clock::ArrivalClock;
 pub use writer::WriterEnd;
 use writer::{Outbound, PendingFinal, PendingPartial, WriterShared, write_loop};
@@ -169,6 +179,16 @@ struct Reader<'a> {
     finals: u32,
     /// Open-utterance audio length at the last partial, to skip repeats.
     last_partial_end: u64,
+    /// The open utterance's early final, while its pause lasts.
+    early: Option<Early>,
+}
+
+/// A final started at a pause, before the utterance ended.
+struct Early {
+    utterance: u32,
+    start_sample: u64,
+    end_sample: u64,
+    result: oneshot::Receiver<JobResult>,
 }
 
 impl<'a> Reader<'a> {
@@ -210,6 +230,7 @@ impl<'a> Reader<'a> {
             bad_run: 0,
             finals: 0,
             last_partial_end: 0,
+            early: None,
         })
     }
 
@@ -342,6 +363,15 @@ impl<'a> Reader<'a> {
             end = self.event(event).await;
         }
         self.events = events;
+        // Speech went on after the pause: the early final is stale. Dropping
+        // its reply makes the queue skip it, or discards its result.
+        if self
+            .early
+            .as_ref()
+            .is_some_and(|e| self.segmenter.pause_end() != Some(e.end_sample))
+        {
+            self.early = None;
+        }
         end
     }
 
@@ -358,7 +388,88 @@ impl<'a> Reader<'a> {
                 };
                 (!self.emit(Outbound::Message(m)).await).then_some(SessionEnd::ClientGone)
             }
+            SegmentEvent::Paused {
+                utterance,
+                start_sample,
+                end_sample,
+            } => {
+                self.submit_early(utterance, start_sample, end_sample);
+                None
+            }
             SegmentEvent::UtteranceEnded(u) => self.submit_final(u).await,
+        }
+    }
+
+    /// Queues the open utterance up to its pause as an early final, on the
+    /// partial lane (replacing a waiting partial: it covers more audio).
+    fn submit_early(&mut self, utterance: u32, start_sample: u64, end_sample: u64) {
+        self.early = None;
+        // Later frames of the same message may have ended the pause already.
+        if !self.ctx.session.early_finals || self.segmenter.pause_end() != Some(end_sample) {
+            return;
+        }
+        let mut audio = Vec::new();
+        match self.segmenter.open_audio(&mut audio) {
+            Some((open, start, end))
+                if open == utterance && start == start_sample && end >= end_sample => {}
+            _ => return,
+        }
+        audio.truncate((end_sample - start_sample) as usize);
+        let (reply, result) = oneshot::channel();
+        let job = Job {
+            kind: JobKind::Early,
+            session: self.id,
+            audio,
+            reply,
+            enqueued_at: Instant::now(),
+            // Never stale by age: the session takes it back or drops it.
+            stale_after: Duration::MAX,
+        };
+        if self.ctx.queue.push_partial(job).is_ok() {
+            self.early = Some(Early {
+                utterance,
+                start_sample,
+                end_sample,
+                result,
+            });
+        }
+    }
+
+    /// The result of `u`'s final if its early final can stand in for it:
+    /// requeued as a final if still waiting, else running or done. `None`
+    /// when there is none with these bounds, or it was shed.
+    async fn take_early(
+        &mut self,
+        u: &Utterance,
+    ) -> Option<Result<oneshot::Receiver<JobResult>, ()>> {
+        let mut early = self.early.take()?;
+        if (early.utterance, early.start_sample, early.end_sample)
+            != (u.index, u.start_sample, u.end_sample)
+        {
+            return None;
+        }
+        if let Some(mut job) = self.ctx.queue.take_partial(self.id) {
+            debug_assert_eq!(
+                job.audio.len(),
+                u.audio.len(),
+                "the waiting partial is the early final"
+            );
+            job.kind = JobKind::Final;
+            let pushed = tokio::select! {
+                r = self.ctx.queue.push_final(job) => r.is_ok(),
+                _ = self.ctx.hard_stop.cancelled() => false,
+            };
+            return Some(if pushed { Ok(early.result) } else { Err(()) });
+        }
+        match early.result.try_recv() {
+            Err(TryRecvError::Empty) => Some(Ok(early.result)),
+            Ok(result) => {
+                let (reply, done) = oneshot::channel();
+                let _ = reply.send(result);
+                Some(Ok(done))
+            }
+            // Shed from the partial lane before it ran.
+            Err(TryRecvError::Closed) => None,
         }
     }
 
@@ -384,22 +495,32 @@ impl<'a> Reader<'a> {
         metrics::utterance_closed();
         let audio_end = self.clock.arrival_of(u.end_sample, Instant::now());
         self.clock.forget_before(u.end_sample);
-        let (reply, result) = oneshot::channel();
-        let job = Job {
-            kind: JobKind::Final,
-            session: self.id,
-            audio: u.audio,
-            reply,
-            enqueued_at: Instant::now(),
-            stale_after: Duration::MAX,
+        let result = match self.take_early(&u).await {
+            Some(Ok(result)) => {
+                metrics::early_final_used();
+                result
+            }
+            Some(Err(())) => return Some(SessionEnd::Shutdown),
+            None => {
+                let (reply, result) = oneshot::channel();
+                let job = Job {
+                    kind: JobKind::Final,
+                    session: self.id,
+                    audio: u.audio,
+                    reply,
+                    enqueued_at: Instant::now(),
+                    stale_after: Duration::MAX,
+                };
+                let pushed = tokio::select! {
+                    r = self.ctx.queue.push_final(job) => r.is_ok(),
+                    _ = self.ctx.hard_stop.cancelled() => false,
+                };
+                if !pushed {
+                    return Some(SessionEnd::Shutdown);
+                }
+                result
+            }
         };
-        let pushed = tokio::select! {
-            r = self.ctx.queue.push_final(job) => r.is_ok(),
-            _ = self.ctx.hard_stop.cancelled() => false,
-        };
-        if !pushed {
-            return Some(SessionEnd::Shutdown);
-        }
         self.finals += 1;
         let pending = PendingFinal {
             utterance: u.index,
@@ -413,7 +534,8 @@ impl<'a> Reader<'a> {
     }
 
     async fn submit_partial(&mut self) {
-        if self.partial_in_flight.load(Ordering::SeqCst) {
+        // An early final already covers the utterance up to its pause.
+        if self.partial_in_flight.load(Ordering::SeqCst) || self.early.is_some() {
             return;
         }
         let mut audio = Vec::new();

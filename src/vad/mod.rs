@@ -17,6 +17,8 @@
 //! - It **ends** ([`EndReason::Silence`]) once `hangover_ms` of mostly
 //!   unvoiced frames (90 %) have passed; its audio stops [`END_TAIL_MS`]
 //!   after the last voiced frame rather than carrying the whole hangover.
+//!   Once that tail has passed, [`SegmentEvent::Paused`] announces those
+//!   bounds ahead of the end, so a final can be started early.
 //! - At **`max_utterance_s`** (pre-roll included) it is cut
 //!   ([`EndReason::MaxLength`]); if speech goes on, the next utterance starts
 //!   at the cut with no gap.
@@ -68,6 +70,16 @@ pub enum SegmentEvent {
     /// Speech is confirmed: utterance number `utterance` has begun at
     /// `start_sample` (pre-roll included).
     SpeechStarted { utterance: u32, start_sample: u64 },
+    /// The open utterance has had [`END_TAIL_MS`] of silence: if no voiced
+    /// frame comes before the hangover ends, it will end with exactly these
+    /// bounds (`end_sample` is its last voiced frame plus the tail). Lets the
+    /// session start transcribing during the hangover; speech that goes on
+    /// just makes the bounds stale.
+    Paused {
+        utterance: u32,
+        start_sample: u64,
+        end_sample: u64,
+    },
     /// An utterance is complete, with its audio.
     UtteranceEnded(Utterance),
 }
@@ -175,5 +187,11 @@ impl Segmenter {
     /// Whether an utterance is open.
     pub fn in_speech(&self) -> bool {
         self.core.in_speech()
+    }
+
+    /// Where the open utterance would end if it ended in a pause now (its
+    /// last voiced frame plus the tail); `None` when idle.
+    pub fn pause_end(&self) -> Option<u64> {
+        self.core.pause_end()
     }
 }

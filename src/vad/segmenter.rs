@@ -137,7 +137,20 @@ impl<C: FrameClassifier> SegmenterCore<C> {
         self.framed_end = frame_end;
 
         match self.gate.on_frame(frame_start, voicing) {
-            Transition::None => {}
+            Transition::None => {
+                // The tail after the last voiced frame is complete in this
+                // frame: announce the bounds a pause would give.
+                if let (Some(open), Some(end)) = (self.open, self.pause_end())
+                    && frame_start < end
+                    && end <= frame_end
+                {
+                    events.push(SegmentEvent::Paused {
+                        utterance: open.index,
+                        start_sample: open.start_sample,
+                        end_sample: end,
+                    });
+                }
+            }
             Transition::Started {
                 first_voiced_sample,
             } => {
@@ -250,5 +263,10 @@ impl<C: FrameClassifier> SegmenterCore<C> {
 
     pub(super) fn in_speech(&self) -> bool {
         self.open.is_some()
+    }
+
+    pub(super) fn pause_end(&self) -> Option<u64> {
+        self.open?;
+        Some(self.gate.last_voiced_end()? + self.tail_samples)
     }
 }

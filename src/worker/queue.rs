@@ -6,7 +6,9 @@
 //! - finals always go ahead of partials;
 //! - a session has at most one partial waiting: a newer one replaces it;
 //! - past `partial_capacity` the oldest partial is shed, and a partial that
-//!   waited longer than its `stale_after` is shed instead of run.
+//!   waited longer than its `stale_after` is shed instead of run;
+//! - a session can take its waiting partial back (an early final that has
+//!   become due, see `session`) to requeue it as a final.
 //!
 //! Every shed partial is counted in `steno_partials_shed_total`.
 
@@ -85,10 +87,10 @@ impl JobQueue {
         }
     }
 
-    /// Queues a partial, replacing the session's waiting partial and shedding
-    /// the oldest when full. Never waits.
+    /// Queues a partial (or an early final), replacing the session's waiting
+    /// one and shedding the oldest when full. Never waits.
     pub fn push_partial(&self, job: Job) -> Result<(), QueueClosed> {
-        debug_assert_eq!(job.kind, JobKind::Partial);
+        debug_assert!(matches!(job.kind, JobKind::Partial | JobKind::Early));
         let mut state = self.lock();
         if state.closed {
             return Err(QueueClosed);
@@ -108,6 +110,16 @@ impl JobQueue {
         }
         self.work_ready.notify_one();
         Ok(())
+    }
+
+    /// Takes back `session`'s waiting partial, if it is still waiting (not
+    /// shed, not running).
+    pub fn take_partial(&self, session: u64) -> Option<Job> {
+        let mut state = self.lock();
+        let at = state.partials.iter().position(|p| p.session == session)?;
+        let job = state.partials.remove(at);
+        metrics::queue_depth(JobKind::Partial, state.partials.len());
+        job
     }
 
     /// Blocks a worker thread until a job is due; `None` once the queue is
@@ -221,6 +233,20 @@ mod tests {
         assert_eq!(q.depth(), (0, 2));
         assert_eq!(q.pop_blocking().unwrap().session, 2);
         assert_eq!(q.pop_blocking().unwrap().session, 3);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_partial_can_be_taken_back_once() {
+        let q = JobQueue::new(4, 4);
+        let (a, _ra) = job(JobKind::Partial, 1);
+        let (b, _rb) = job(JobKind::Partial, 2);
+        q.push_partial(a).unwrap();
+        q.push_partial(b).unwrap();
+        assert_eq!(q.take_partial(1).unwrap().session, 1);
+        assert!(q.take_partial(1).is_none());
+        assert_eq!(q.depth(), (0, 1));
+        assert_eq!(q.pop_blocking().unwrap().session, 2);
+        assert!(q.take_partial(2).is_none(), "a running job is not waiting");
     }
 
     #[tokio::test]

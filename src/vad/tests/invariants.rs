@@ -47,6 +47,8 @@ struct Checker<'a> {
     input: &'a [i16],
     max_utterance_samples: u64,
     open: Option<(u32, u64)>,
+    /// End announced by the open utterance's latest `Paused`.
+    paused_end: Option<u64>,
     next_index: u32,
     previous_end: u64,
     utterances: Vec<(u64, u64, EndReason)>,
@@ -58,10 +60,25 @@ impl<'a> Checker<'a> {
             input,
             max_utterance_samples: (f64::from(config.max_utterance_s) * 16_000.0) as u64,
             open: None,
+            paused_end: None,
             next_index: 0,
             previous_end: 0,
             utterances: Vec::new(),
         }
+    }
+
+    fn paused(&mut self, utterance: u32, start_sample: u64, end_sample: u64, seen: u64) {
+        assert_eq!(
+            self.open,
+            Some((utterance, start_sample)),
+            "a pause outside its utterance"
+        );
+        assert!(start_sample < end_sample && end_sample <= seen);
+        assert!(
+            self.paused_end.is_none_or(|p| p < end_sample),
+            "pauses move forward"
+        );
+        self.paused_end = Some(end_sample);
     }
 
     fn started(&mut self, utterance: u32, start_sample: u64, seen: u64) {
@@ -82,6 +99,12 @@ impl<'a> Checker<'a> {
             .take()
             .expect("an utterance ended that never started");
         assert_eq!((utterance.index, utterance.start_sample), (index, start));
+        if let Some(paused) = self.paused_end.take()
+            && utterance.reason == EndReason::Silence
+        {
+            // Voiced frames after a pause can only move the end later.
+            assert!(utterance.end_sample >= paused, "ended before its pause");
+        }
         assert!(utterance.end_sample > start, "empty utterance");
         assert!(utterance.end_sample <= seen);
         let len = utterance.end_sample - start;
@@ -108,6 +131,11 @@ impl<'a> Checker<'a> {
                     utterance,
                     start_sample,
                 } => self.started(*utterance, *start_sample, seen),
+                SegmentEvent::Paused {
+                    utterance,
+                    start_sample,
+                    end_sample,
+                } => self.paused(*utterance, *start_sample, *end_sample, seen),
                 SegmentEvent::UtteranceEnded(utterance) => self.ended(utterance, seen),
             }
         }

@@ -22,15 +22,27 @@ fn segment(config: &SegmenterConfig, samples: &[i16], chunk: usize) -> Vec<Utter
     events.extend(segmenter.flush().map(SegmentEvent::UtteranceEnded));
     let mut utterances = Vec::new();
     let mut started = None;
+    let mut paused = None;
     for event in events {
         match event {
             SegmentEvent::SpeechStarted {
                 utterance,
                 start_sample,
             } => started = Some((utterance, start_sample)),
+            SegmentEvent::Paused {
+                utterance,
+                start_sample,
+                end_sample,
+            } => paused = Some((utterance, start_sample, end_sample)),
             SegmentEvent::UtteranceEnded(u) => {
                 assert_eq!(started.take(), Some((u.index, u.start_sample)));
                 assert_eq!(u.audio.len() as u64, u.end_sample - u.start_sample);
+                if u.reason == EndReason::Silence {
+                    // Real speech ends cleanly: the pause announced the
+                    // very bounds the utterance ended with.
+                    assert_eq!(paused, Some((u.index, u.start_sample, u.end_sample)));
+                }
+                paused = None;
                 utterances.push(u);
             }
         }
