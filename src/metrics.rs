@@ -83,7 +83,7 @@ fn describe() {
     );
     describe_counter!(
         PARTIALS_SHED,
-        "Partial jobs dropped before inference (replaced, queue deep, or stale)."
+        "Partial jobs dropped: replaced, queue deep or stale before inference, or aborted during it for a final."
     );
     describe_gauge!(QUEUE_DEPTH, "Jobs waiting for a worker, by kind.");
     describe_gauge!(

@@ -463,13 +463,14 @@ impl<'a> Reader<'a> {
         }
         match early.result.try_recv() {
             Err(TryRecvError::Empty) => Some(Ok(early.result)),
-            Ok(result) => {
+            Ok(Ok(transcript)) => {
                 let (reply, done) = oneshot::channel();
-                let _ = reply.send(result);
+                let _ = reply.send(Ok(transcript));
                 Some(Ok(done))
             }
-            // Shed from the partial lane before it ran.
-            Err(TryRecvError::Closed) => None,
+            // It failed, or was shed from the partial lane before it ran:
+            // transcribe again as an ordinary final.
+            Ok(Err(_)) | Err(TryRecvError::Closed) => None,
         }
     }
 

@@ -5,18 +5,20 @@
 //! model), warmed up before the pool reports ready. Blocking model work never
 //! runs on the async runtime. Scheduling policy lives in `queue`.
 
+mod cores;
 mod queue;
 pub mod text;
 pub mod whisper;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use cores::Cores;
 pub use queue::{JobQueue, QueueClosed};
 
 use crate::metrics::{self, JobKind};
@@ -29,6 +31,9 @@ pub enum WorkerError {
     Inference(String),
     #[error("inference panicked")]
     Panicked,
+    /// A running partial gave its cores to a final (see `cores`).
+    #[error("inference aborted for a final")]
+    Aborted,
     #[error("cannot start worker thread: {0}")]
     Spawn(std::io::Error),
 }
@@ -60,12 +65,24 @@ pub struct Transcript {
 /// mutable scratch state (Whisper's KV cache, mel buffers).
 pub trait Transcriber: Send {
     fn transcribe(&mut self, audio: &[f32], kind: JobKind) -> Result<String, WorkerError>;
+
+    /// CPU threads for the next `transcribe` calls.
+    fn set_threads(&mut self, _threads: usize) {}
+
+    /// A flag that, once set, should make a running `transcribe` stop soon
+    /// with [`WorkerError::Aborted`]. Transcribers that cannot stop ignore it.
+    fn set_abort_flag(&mut self, _flag: Arc<AtomicBool>) {}
 }
 
 /// Makes a fresh `Transcriber`: at start-up for each worker, and again when
 /// one panicked and its state cannot be trusted.
 pub trait TranscriberFactory: Send + Sync + 'static {
     fn create(&self) -> Result<Box<dyn Transcriber>, WorkerError>;
+
+    /// Each worker's own share of CPU threads (`workers.threads_per_worker`).
+    fn threads_per_worker(&self) -> usize {
+        1
+    }
 }
 
 /// The running pool. Dropping it does not stop the threads; call `shutdown`.
@@ -84,12 +101,16 @@ impl WorkerPool {
         queue: Arc<JobQueue>,
     ) -> Result<Self, WorkerError> {
         let ready = Arc::new(AtomicUsize::new(0));
+        let share = factory.threads_per_worker().max(1);
+        let cores = Arc::new(Cores::new(count * share));
+        queue.attach_cores(cores.clone());
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel(count);
         let mut threads = Vec::with_capacity(count);
         for index in 0..count {
             let factory = factory.clone();
             let queue = queue.clone();
             let ready = ready.clone();
+            let cores = cores.clone();
             let started_tx = started_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("steno-worker-{index}"))
@@ -103,7 +124,14 @@ impl WorkerPool {
                             ready.fetch_add(1, Ordering::SeqCst);
                             metrics::gauge_workers_ready(ready.load(Ordering::SeqCst));
                             let _ = started_tx.send(Ok(()));
-                            run_worker(index, t, factory.as_ref(), &queue);
+                            let worker = Worker {
+                                index,
+                                share,
+                                total: count * share,
+                                cores: &cores,
+                                queue: &queue,
+                            };
+                            worker.run(t, factory.as_ref());
                             ready.fetch_sub(1, Ordering::SeqCst);
                             metrics::gauge_workers_ready(ready.load(Ordering::SeqCst));
                         }
@@ -169,51 +197,78 @@ fn warm_up(t: &mut dyn Transcriber) -> Result<(), WorkerError> {
     Ok(())
 }
 
-fn run_worker(
+/// One worker thread's view of the pool.
+struct Worker<'a> {
     index: usize,
-    mut transcriber: Box<dyn Transcriber>,
-    factory: &dyn TranscriberFactory,
-    queue: &JobQueue,
-) {
-    while let Some(job) = queue.pop_blocking() {
-        if job.reply.is_closed() {
-            // The session is gone (client vanished): nobody reads the result.
-            continue;
-        }
-        let started = Instant::now();
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            transcriber.transcribe(&job.audio, job.kind)
-        }));
-        let inference = started.elapsed();
-        metrics::inference_done(
-            job.kind,
-            inference.as_secs_f64(),
-            job.audio.len() as f64 / 16_000.0,
-        );
-        let result = match outcome {
-            Ok(Ok(text)) => Ok(Transcript { text, inference }),
-            Ok(Err(e)) => {
-                tracing::warn!(worker = index, error = %e, "inference failed");
-                Err(e)
+    /// Its own share of cores; `total` is the pool's.
+    share: usize,
+    total: usize,
+    cores: &'a Cores,
+    queue: &'a JobQueue,
+}
+
+impl Worker<'_> {
+    fn run(&self, mut transcriber: Box<dyn Transcriber>, factory: &dyn TranscriberFactory) {
+        let slot = self.cores.register();
+        transcriber.set_abort_flag(slot.abort.clone());
+        while let Some(job) = self.queue.pop_blocking() {
+            if job.reply.is_closed() {
+                // The session is gone (client vanished): nobody reads the result.
+                continue;
             }
-            Err(_) => {
-                metrics::worker_panicked();
-                tracing::error!(
-                    worker = index,
-                    "inference panicked; rebuilding this worker's model state"
-                );
-                match factory.create() {
-                    Ok(fresh) => transcriber = fresh,
-                    Err(e) => {
-                        tracing::error!(worker = index, error = %e, "cannot rebuild worker state; worker stops");
-                        let _ = job.reply.send(Err(WorkerError::Panicked));
-                        return;
-                    }
+            let partial = job.kind == JobKind::Partial;
+            // A final with nothing behind it borrows the idle workers' cores.
+            let want = if !partial && self.queue.depth() == (0, 0) {
+                self.total
+            } else {
+                self.share
+            };
+            let threads = self.cores.take(&slot, partial, self.share, want);
+            transcriber.set_threads(threads);
+            let started = Instant::now();
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                transcriber.transcribe(&job.audio, job.kind)
+            }));
+            let inference = started.elapsed();
+            self.cores.give_back(&slot, threads);
+            metrics::inference_done(
+                job.kind,
+                inference.as_secs_f64(),
+                job.audio.len() as f64 / 16_000.0,
+            );
+            let result = match outcome {
+                Ok(Ok(text)) => Ok(Transcript { text, inference }),
+                Ok(Err(WorkerError::Aborted)) => {
+                    tracing::debug!(worker = self.index, "partial aborted for a final");
+                    metrics::partials_shed(1);
+                    Err(WorkerError::Aborted)
                 }
-                Err(WorkerError::Panicked)
-            }
-        };
-        let _ = job.reply.send(result);
+                Ok(Err(e)) => {
+                    tracing::warn!(worker = self.index, error = %e, "inference failed");
+                    Err(e)
+                }
+                Err(_) => {
+                    metrics::worker_panicked();
+                    tracing::error!(
+                        worker = self.index,
+                        "inference panicked; rebuilding this worker's model state"
+                    );
+                    match factory.create() {
+                        Ok(fresh) => {
+                            transcriber = fresh;
+                            transcriber.set_abort_flag(slot.abort.clone());
+                        }
+                        Err(e) => {
+                            tracing::error!(worker = self.index, error = %e, "cannot rebuild worker state; worker stops");
+                            let _ = job.reply.send(Err(WorkerError::Panicked));
+                            return;
+                        }
+                    }
+                    Err(WorkerError::Panicked)
+                }
+            };
+            let _ = job.reply.send(result);
+        }
     }
 }
 

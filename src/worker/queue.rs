@@ -8,17 +8,20 @@
 //! - past `partial_capacity` the oldest partial is shed, and a partial that
 //!   waited longer than its `stale_after` is shed instead of run;
 //! - a session can take its waiting partial back (an early final that has
-//!   become due, see `session`) to requeue it as a final.
+//!   become due, see `session`) to requeue it as a final;
+//! - a final (or early final) that arrives while no worker is free aborts
+//!   the running partials (see `cores`).
 //!
 //! Every shed partial is counted in `steno_partials_shed_total`.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::Notify;
 
 use super::Job;
+use super::cores::Cores;
 use crate::metrics::{self, JobKind};
 
 pub struct JobQueue {
@@ -29,12 +32,16 @@ pub struct JobQueue {
     room_for_final: Notify,
     final_capacity: usize,
     partial_capacity: usize,
+    /// The pool's cores, once a pool serves this queue.
+    cores: OnceLock<Arc<Cores>>,
 }
 
 #[derive(Default)]
 struct QueueState {
     finals: VecDeque<Job>,
     partials: VecDeque<Job>,
+    /// Workers waiting in `pop_blocking`.
+    idle_workers: usize,
     closed: bool,
 }
 
@@ -51,6 +58,22 @@ impl JobQueue {
             room_for_final: Notify::new(),
             final_capacity,
             partial_capacity,
+            cores: OnceLock::new(),
+        }
+    }
+
+    /// Lets urgent jobs preempt the partials running on the pool's cores.
+    pub(super) fn attach_cores(&self, cores: Arc<Cores>) {
+        let _ = self.cores.set(cores);
+    }
+
+    /// A final-like job was queued: if no worker is free to take it, running
+    /// partials make room.
+    fn preempt_if_busy(&self, state: &QueueState) {
+        if state.idle_workers == 0
+            && let Some(cores) = self.cores.get()
+        {
+            cores.preempt_partials();
         }
     }
 
@@ -78,6 +101,7 @@ impl JobQueue {
                         .finals
                         .push_back(job.take().expect("job is pushed once"));
                     metrics::queue_depth(JobKind::Final, state.finals.len());
+                    self.preempt_if_busy(&state);
                     drop(state);
                     self.work_ready.notify_one();
                     return Ok(());
@@ -102,8 +126,12 @@ impl JobQueue {
             state.partials.pop_front();
             shed += 1;
         }
+        let early = job.kind == JobKind::Early;
         state.partials.push_back(job);
         metrics::queue_depth(JobKind::Partial, state.partials.len());
+        if early {
+            self.preempt_if_busy(&state);
+        }
         drop(state);
         if shed > 0 {
             metrics::partials_shed(shed as u64);
@@ -154,10 +182,12 @@ impl JobQueue {
             if state.closed {
                 return None;
             }
+            state.idle_workers += 1;
             state = self
                 .work_ready
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
+            state.idle_workers -= 1;
         }
     }
 

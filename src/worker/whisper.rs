@@ -1,7 +1,9 @@
 //! The Whisper transcriber: a ggml model file in (loaded once, shared), one `WhisperState` per worker out.
 
+use std::ffi::c_void;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
@@ -102,8 +104,10 @@ impl WhisperModel {
             .map_err(|e| WorkerError::Load(format!("cannot create whisper state: {e}")))?;
         Ok(WhisperTranscriber {
             state,
+            threads: self.policy.threads,
             policy: self.policy.clone(),
             padded: Vec::new(),
+            abort: None,
         })
     }
 }
@@ -112,6 +116,17 @@ impl TranscriberFactory for WhisperModel {
     fn create(&self) -> Result<Box<dyn Transcriber>, WorkerError> {
         Ok(Box::new(self.transcriber()?))
     }
+
+    fn threads_per_worker(&self) -> usize {
+        self.policy.threads
+    }
+}
+
+/// whisper.cpp's abort callback: `data` points at the worker's abort flag.
+unsafe extern "C" fn abort_requested(data: *mut c_void) -> bool {
+    // SAFETY: `data` is `Arc::as_ptr` of the flag the transcriber holds for
+    // as long as any `full` call it makes can run.
+    unsafe { (*data.cast::<AtomicBool>()).load(Ordering::Relaxed) }
 }
 
 pub struct WhisperTranscriber {
@@ -119,6 +134,10 @@ pub struct WhisperTranscriber {
     policy: DecodePolicy,
     /// Scratch buffer for audio padded to whisper's minimum.
     padded: Vec<f32>,
+    /// Threads for the next call (the pool may lend more than the policy's).
+    threads: usize,
+    /// Set by the pool to stop a running partial.
+    abort: Option<Arc<AtomicBool>>,
 }
 
 impl WhisperTranscriber {
@@ -137,7 +156,15 @@ impl WhisperTranscriber {
             audio
         };
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(self.policy.threads as i32);
+        params.set_n_threads(self.threads as i32);
+        if let Some(flag) = &self.abort {
+            // SAFETY: the callback only reads the flag, which `self.abort`
+            // keeps alive until after `full` returns.
+            unsafe {
+                params.set_abort_callback(Some(abort_requested));
+                params.set_abort_callback_user_data(Arc::as_ptr(flag).cast_mut().cast());
+            }
+        }
         params.set_language(Some(&self.policy.language));
         // States are shared by every session: never carry one user's words
         // into another's prompt.
@@ -152,9 +179,15 @@ impl WhisperTranscriber {
         params.set_print_timestamps(false);
         params.set_audio_ctx(audio_ctx as i32);
         params.set_max_tokens(self.policy.max_tokens(audio.len()) as i32);
-        self.state
-            .full(params, audio)
-            .map_err(|e| WorkerError::Inference(e.to_string()))?;
+        let outcome = self.state.full(params, audio);
+        if self
+            .abort
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+        {
+            return Err(WorkerError::Aborted);
+        }
+        outcome.map_err(|e| WorkerError::Inference(e.to_string()))?;
         let mut raw = String::new();
         for segment in self.state.as_iter() {
             raw.push_str(
@@ -171,6 +204,14 @@ impl Transcriber for WhisperTranscriber {
     fn transcribe(&mut self, audio: &[f32], _kind: JobKind) -> Result<String, WorkerError> {
         let ctx = self.policy.audio_ctx(audio.len().max(MIN_SAMPLES));
         self.transcribe_with_ctx(audio, ctx)
+    }
+
+    fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+    }
+
+    fn set_abort_flag(&mut self, flag: Arc<AtomicBool>) {
+        self.abort = Some(flag);
     }
 }
 
