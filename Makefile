@@ -28,12 +28,14 @@ build: deps
 	$(CARGO) build --release
 
 ## The whole suite: format, lints, unit and integration tests with the real model,
-## the Autobahn WebSocket conformance check and a short fuzz run.
+## a 2-minute soak at max_sessions (docs/reliability.md, "Soak"), the Autobahn
+## WebSocket conformance check and a short fuzz run.
 test: MODEL_PROFILE = dev
 test: model e2e-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --all-targets
+	$(CARGO) test --test soak -- --ignored --nocapture
 	bash scripts/autobahn.sh
 	bash scripts/fuzz.sh 30
 

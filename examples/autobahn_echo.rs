@@ -6,13 +6,13 @@
 //! that the cases can see and swaps only the session's audio pipeline for an
 //! echo:
 //!
-//! - the same hyper HTTP/1 connection (`header_read_timeout` =
-//!   `session.handshake_timeout_s`, upgrades) and the same upgrade checks as
-//!   `src/server/upgrade.rs` (`Upgrade: websocket`, `Sec-WebSocket-Version:
-//!   13`, a key; no extensions offered, so no permessage-deflate);
-//! - the same tokio-tungstenite `WebSocketConfig`, built from
-//!   `Config::default()` (`session.max_message_bytes` for messages and frames,
-//!   a 4 MiB write buffer), so the production limits apply;
+//! - steno's own hyper HTTP/1 connection settings
+//!   (`steno::server::http_connection`: `header_read_timeout` =
+//!   `session.handshake_timeout_s`, upgrades), handshake
+//!   (`websocket_accept_key`, `switching_protocols`, `upgrade_required`: no
+//!   extensions offered, so no permessage-deflate) and tokio-tungstenite
+//!   `WebSocketConfig` (`websocket_config`), called here as `/v1/listen`
+//!   calls them, with `Config::default()`, so the production limits apply;
 //! - the same session shape as `src/session`: the socket split into a reader
 //!   and a writer task joined by a bounded queue of `session.outbound_queue`,
 //!   each send bounded by `session.send_timeout_s`;
@@ -23,8 +23,8 @@
 //!
 //! What it leaves out: the JSON error message steno sends before those close
 //! codes (an echo peer must not send unasked messages), auth, admission and
-//! everything after the socket. The WebSocket config here must be kept in
-//! step with `src/server/upgrade.rs` by hand.
+//! everything after the socket. The session shape and the close-code mapping
+//! below are copies of `src/session` and must be kept in step by hand.
 //!
 //! Usage: `cargo run --example autobahn_echo -- [ADDR] [MAX_SECONDS]`
 //! (default `127.0.0.1:0`, 900 s). Prints `listening on ADDR` on stdout and
@@ -35,24 +35,20 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{
-    CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
-    UPGRADE,
-};
-use hyper::server::conn::http1;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
 use steno::config::{Config, SessionConfig};
+use steno::server::{
+    Body, http_connection, switching_protocols, upgrade_required, websocket_accept_key,
+    websocket_config,
+};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// Hard limit on the server's life, whatever the caller does.
@@ -95,46 +91,22 @@ fn main() -> Result<()> {
     })
 }
 
-/// steno's WebSocket limits (src/server/upgrade.rs).
-fn websocket_config(session: &SessionConfig) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_message_size(Some(session.max_message_bytes))
-        .max_frame_size(Some(session.max_message_bytes))
-        .max_write_buffer_size(4 << 20)
-}
-
 async fn serve_connection(session: SessionConfig, stream: tokio::net::TcpStream) {
-    let handshake = Duration::from_secs_f32(session.handshake_timeout_s);
+    let builder = http_connection(&session);
     let service = hyper::service::service_fn(move |req| {
         let session = session.clone();
         async move { Ok::<_, Infallible>(upgrade(session, req)) }
     });
-    let _ = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(handshake)
-        .keep_alive(true)
+    let _ = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await;
 }
 
-fn upgrade(session: SessionConfig, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let headers = req.headers();
-    let is_upgrade = headers
-        .get(UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let version_ok = headers
-        .get(SEC_WEBSOCKET_VERSION)
-        .is_some_and(|v| v == "13");
-    let key = headers
-        .get(SEC_WEBSOCKET_KEY)
-        .map(|k| derive_accept_key(k.as_bytes()));
-    let Some(accept) = key.filter(|_| is_upgrade && version_ok) else {
-        return Response::builder()
-            .status(StatusCode::UPGRADE_REQUIRED)
-            .body(Full::default())
-            .expect("static response");
+/// `/v1/listen`'s handshake with an echo where the session would be.
+fn upgrade(session: SessionConfig, req: Request<Incoming>) -> Response<Body> {
+    let Some(accept) = websocket_accept_key(req.headers()) else {
+        return upgrade_required();
     };
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else {
@@ -148,13 +120,7 @@ fn upgrade(session: SessionConfig, req: Request<Incoming>) -> Response<Full<Byte
         .await;
         echo(ws, &session).await;
     });
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(CONNECTION, HeaderValue::from_static("upgrade"))
-        .header(UPGRADE, HeaderValue::from_static("websocket"))
-        .header(SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Full::default())
-        .expect("static headers are valid")
+    switching_protocols(accept)
 }
 
 /// What the reader hands the writer, as in steno's session.

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use common::speech::{espeak, opus_packets, silence};
 use common::wer::wer;
 use common::*;
-use faults::{Faults, FaultyServer, POISON_MARK, SLOW_MARK, marked_pcm};
+use faults::{Faults, POISON_MARK, SLOW_MARK, marked_pcm, start_faulty_server};
 use futures_util::SinkExt;
 use probes::*;
 use steno::protocol::ServerMessage;
@@ -330,7 +330,7 @@ async fn audio_ten_times_faster_than_real_time_is_bounded() {
 async fn a_client_gone_mid_job_frees_its_slot_and_the_result_is_dropped() {
     let _serial = SERIAL.lock().await;
     let faults = Faults::new(Duration::from_secs(3));
-    let server = FaultyServer::start(test_config(), faults.clone()).await;
+    let server = start_faulty_server(test_config(), faults.clone()).await;
     let panics_before = metric(server.addr, "steno_worker_panics_total").await;
 
     let mut ws = server.connect("encoding=pcm_s16le&partials=false").await;
@@ -387,7 +387,7 @@ async fn queued_finals_of_a_vanished_client_are_skipped() {
     let mut config = test_config();
     config.workers.count = 1;
     let faults = Faults::new(Duration::from_secs(2));
-    let server = FaultyServer::start(config, faults.clone()).await;
+    let server = start_faulty_server(config, faults.clone()).await;
     let inferences_before = metric(server.addr, FINAL_INFERENCES).await;
     let mut ws = server.connect("encoding=pcm_s16le&partials=false").await;
     expect_ready(&mut ws).await;
@@ -433,7 +433,7 @@ async fn a_worker_panic_ends_only_its_session_and_the_pool_stays_full() {
     let mut config = test_config();
     config.workers.count = 2;
     let faults = Faults::new(Duration::ZERO);
-    let server = FaultyServer::start(config, faults.clone()).await;
+    let server = start_faulty_server(config, faults.clone()).await;
     let panics_before = metric(server.addr, "steno_worker_panics_total").await;
 
     // A healthy session at real-time pace, alongside the poisoned one.

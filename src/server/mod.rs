@@ -3,9 +3,16 @@
 //! Shutdown has two phases under one cancellation root: first stop admitting
 //! and let open sessions finish their current utterance and send its final
 //! (up to `server.drain_timeout_s`), then close whatever is left with 1001.
+//!
+//! The HTTP connection settings, the WebSocket handshake and the socket's
+//! limits are public so that `examples/autobahn_echo.rs` (the Autobahn
+//! conformance check) serves with exactly these, not a copy.
 
 mod http;
 mod upgrade;
+
+pub use http::Body;
+pub use upgrade::{switching_protocols, upgrade_required, websocket_accept_key, websocket_config};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admission::AdmissionController;
-use crate::config::Config;
+use crate::config::{Config, SessionConfig};
 use crate::session::SessionContext;
 use crate::worker::whisper::WhisperModel;
 use crate::worker::{JobQueue, TranscriberFactory, WorkerError, WorkerPool};
@@ -170,6 +177,17 @@ async fn drain(state: &AppState, root: &CancellationToken) {
     }
 }
 
+/// HTTP/1 with keep-alive; a client has `session.handshake_timeout_s` to
+/// send its request headers (slowloris connections are cut there).
+pub fn http_connection(session: &SessionConfig) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs_f32(session.handshake_timeout_s))
+        .keep_alive(true);
+    builder
+}
+
 async fn serve_connection(
     state: Arc<AppState>,
     stream: tokio::net::TcpStream,
@@ -181,10 +199,7 @@ async fn serve_connection(
         let state = state.clone();
         move |req| http::route(state.clone(), req)
     });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(handshake)
-        .keep_alive(true)
+    let conn = http_connection(&state.config.session)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use futures_util::SinkExt;
 use hyper::body::Incoming;
 use hyper::header::{
-    AUTHORIZATION, CONNECTION, CONTENT_TYPE, HeaderValue, ORIGIN, SEC_WEBSOCKET_ACCEPT,
+    AUTHORIZATION, CONNECTION, CONTENT_TYPE, HeaderMap, HeaderValue, ORIGIN, SEC_WEBSOCKET_ACCEPT,
     SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE, WWW_AUTHENTICATE,
 };
 use hyper::{Request, Response, StatusCode};
@@ -24,12 +24,13 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use super::AppState;
 use super::http::{Body, json};
 use crate::admission::AdmissionError;
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, SessionConfig};
 use crate::metrics;
 use crate::protocol::{ErrorCode, ListenParams, ServerMessage};
 
-pub fn listen(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
-    let headers = req.headers();
+/// The `Sec-WebSocket-Accept` value answering a WebSocket (version 13)
+/// upgrade request, or None when `headers` ask for no such upgrade.
+pub fn websocket_accept_key(headers: &HeaderMap) -> Option<String> {
     let is_upgrade = headers
         .get(UPGRADE)
         .and_then(|v| v.to_str().ok())
@@ -40,11 +41,42 @@ pub fn listen(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
     let version_ok = headers
         .get(SEC_WEBSOCKET_VERSION)
         .is_some_and(|v| v == "13");
-    let Some(accept) = key.filter(|_| is_upgrade && version_ok) else {
-        return json(
-            StatusCode::UPGRADE_REQUIRED,
-            serde_json::json!({"error": "this endpoint speaks WebSocket (version 13) only"}),
-        );
+    key.filter(|_| is_upgrade && version_ok)
+}
+
+/// The answer to a request that is not a WebSocket (version 13) upgrade.
+pub fn upgrade_required() -> Response<Body> {
+    json(
+        StatusCode::UPGRADE_REQUIRED,
+        serde_json::json!({"error": "this endpoint speaks WebSocket (version 13) only"}),
+    )
+}
+
+/// The answer that completes the handshake; no extensions are offered, so no
+/// permessage-deflate.
+pub fn switching_protocols(accept: String) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(CONNECTION, HeaderValue::from_static("upgrade"))
+        .header(UPGRADE, HeaderValue::from_static("websocket"))
+        .header(SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::default())
+        .expect("static headers are valid")
+}
+
+/// The limits of every session's socket: messages and frames up to
+/// `session.max_message_bytes` (larger ones close it with 1009), at most
+/// 4 MiB waiting to be written.
+pub fn websocket_config(session: &SessionConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(session.max_message_bytes))
+        .max_frame_size(Some(session.max_message_bytes))
+        .max_write_buffer_size(4 << 20)
+}
+
+pub fn listen(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
+    let Some(accept) = websocket_accept_key(req.headers()) else {
+        return upgrade_required();
     };
 
     if let Err(refusal) = check_access(&state.config.auth, &req) {
@@ -75,10 +107,7 @@ pub fn listen(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
         }
     };
 
-    let ws_config = WebSocketConfig::default()
-        .max_message_size(Some(state.config.session.max_message_bytes))
-        .max_frame_size(Some(state.config.session.max_message_bytes))
-        .max_write_buffer_size(4 << 20);
+    let ws_config = websocket_config(&state.config.session);
     let tracker = state.tracker.clone();
     tracker.spawn(async move {
         let upgraded = match hyper::upgrade::on(req).await {
@@ -100,13 +129,7 @@ pub fn listen(state: Arc<AppState>, req: Request<Incoming>) -> Response<Body> {
         }
     });
 
-    Response::builder()
-        .status(StatusCode::SWITCHING_PROTOCOLS)
-        .header(CONNECTION, HeaderValue::from_static("upgrade"))
-        .header(UPGRADE, HeaderValue::from_static("websocket"))
-        .header(SEC_WEBSOCKET_ACCEPT, accept)
-        .body(Body::default())
-        .expect("static headers are valid")
+    switching_protocols(accept)
 }
 
 /// Token and Origin checks, answered with plain HTTP before any upgrade.

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::speech::{pcm_chunks, silence};
 use crate::common::*;
-use crate::faults::{Faults, FaultyServer, SLOW_MARK, marked_pcm};
+use crate::faults::{Faults, SLOW_MARK, marked_pcm, start_faulty_server};
 use crate::probes::*;
 use crate::{OTHER_SENTENCE, SENTENCE, SERIAL};
 
@@ -151,7 +151,7 @@ async fn back_pressure_does_not_end_a_streaming_session_as_idle() {
     config.workers.final_queue_capacity = 1;
     config.session.idle_timeout_s = 2.0;
     let faults = Faults::new(Duration::from_secs(4));
-    let server = FaultyServer::start(config, faults.clone()).await;
+    let server = start_faulty_server(config, faults.clone()).await;
     let ws = server.connect("encoding=pcm_s16le&partials=false").await;
     let (mut sink, mut stream) = futures_util::StreamExt::split(ws);
     let first = futures_util::StreamExt::next(&mut stream).await;

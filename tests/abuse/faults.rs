@@ -3,21 +3,18 @@
 //! mark in the lowest bits of its samples (inaudible, and invisible to the
 //! VAD), and a server started with it.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use steno::config::Config;
 use steno::metrics::JobKind;
+use steno::server::ModelLoader;
 use steno::worker::whisper::WhisperModel;
 use steno::worker::{Transcriber, TranscriberFactory, WorkerError};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
+use crate::common::TestServer;
 use crate::common::speech::{espeak, pcm_chunks, silence};
-use crate::common::{Ws, http_get};
-use crate::probes::wait_until_async;
 
 /// Marks in the lowest three bits of every sample of a stretch of audio.
 pub const POISON_MARK: i16 = 0b101;
@@ -51,8 +48,9 @@ impl Faults {
     }
 }
 
-/// The real Whisper model, wrapped: a final job whose audio carries
-/// `POISON_MARK` panics; one that carries `SLOW_MARK` sleeps `slow_for` first.
+/// The real Whisper model, wrapped: a final job (or early final) whose audio
+/// carries `POISON_MARK` panics; one that carries `SLOW_MARK` sleeps
+/// `slow_for` first.
 pub struct FaultyFactory {
     model: WhisperModel,
     faults: Faults,
@@ -65,6 +63,10 @@ impl TranscriberFactory for FaultyFactory {
             faults: self.faults.clone(),
         }))
     }
+
+    fn threads_per_worker(&self) -> usize {
+        self.model.threads_per_worker()
+    }
 }
 
 pub struct FaultyTranscriber {
@@ -74,11 +76,12 @@ pub struct FaultyTranscriber {
 
 impl Transcriber for FaultyTranscriber {
     fn transcribe(&mut self, audio: &[f32], kind: JobKind) -> Result<String, WorkerError> {
-        if kind == JobKind::Final && carries(audio, POISON_MARK) {
+        let final_work = kind != JobKind::Partial;
+        if final_work && carries(audio, POISON_MARK) {
             self.faults.counts[2].fetch_add(1, Ordering::SeqCst);
             panic!("injected fault: a poisoned job");
         }
-        let slow = kind == JobKind::Final && carries(audio, SLOW_MARK);
+        let slow = final_work && carries(audio, SLOW_MARK);
         if slow {
             self.faults.counts[0].fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(self.faults.slow_for);
@@ -88,6 +91,14 @@ impl Transcriber for FaultyTranscriber {
             self.faults.counts[1].fetch_add(1, Ordering::SeqCst);
         }
         text
+    }
+
+    fn set_threads(&mut self, threads: usize) {
+        self.inner.set_threads(threads);
+    }
+
+    fn set_abort_flag(&mut self, flag: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+        self.inner.set_abort_flag(flag);
     }
 }
 
@@ -113,67 +124,12 @@ pub fn marked_pcm(sentence: &str, mark: i16) -> Vec<Vec<u8>> {
 }
 
 /// A steno server on loopback whose model is wrapped in a `FaultyFactory`.
-pub struct FaultyServer {
-    pub addr: SocketAddr,
-    stop: CancellationToken,
-    task: Option<JoinHandle<()>>,
-}
-
-impl FaultyServer {
-    pub async fn start(config: Config, faults: Faults) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let model = config.model.clone();
-        let threads = config.workers.threads_per_worker;
-        let loader: steno::server::ModelLoader = Box::new(move || {
-            let model = WhisperModel::load(&model, threads)?;
-            Ok(Arc::new(FaultyFactory { model, faults }) as Arc<dyn TranscriberFactory>)
-        });
-        let stop = CancellationToken::new();
-        let task = tokio::spawn({
-            let stop = stop.clone();
-            async move {
-                steno::server::run(listener, config, loader, stop.cancelled_owned())
-                    .await
-                    .expect("server failed");
-            }
-        });
-        let healthy = wait_until_async(Duration::from_secs(60), || async move {
-            matches!(http_get(addr, "/health").await, Ok((200, _)))
-        })
-        .await;
-        assert!(healthy, "server on {addr} never became healthy");
-        Self {
-            addr,
-            stop,
-            task: Some(task),
-        }
-    }
-
-    pub fn url(&self, query: &str) -> String {
-        format!("ws://{}/v1/listen?{query}", self.addr)
-    }
-
-    pub async fn connect(&self, query: &str) -> Ws {
-        let (ws, _) = tokio_tungstenite::connect_async(self.url(query))
-            .await
-            .expect("connect");
-        ws
-    }
-
-    pub async fn stop(mut self) {
-        self.stop.cancel();
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(60), task)
-                .await
-                .expect("server stops within 60 s")
-                .unwrap();
-        }
-    }
-}
-
-impl Drop for FaultyServer {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
+pub async fn start_faulty_server(config: Config, faults: Faults) -> TestServer {
+    let model = config.model.clone();
+    let threads = config.workers.threads_per_worker;
+    let loader: ModelLoader = Box::new(move || {
+        let model = WhisperModel::load(&model, threads)?;
+        Ok(Arc::new(FaultyFactory { model, faults }) as Arc<dyn TranscriberFactory>)
+    });
+    TestServer::start_with_loader(config, loader).await
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use steno::config::Config;
 use steno::protocol::ServerMessage;
+use steno::server::ModelLoader;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -71,11 +72,18 @@ pub struct TestServer {
 }
 
 impl TestServer {
+    /// The server with the configured Whisper model.
     pub async fn start(config: Config) -> Self {
+        let loader = steno::server::whisper_loader(&config);
+        Self::start_with_loader(config, loader).await
+    }
+
+    /// The server with the model `loader` builds (a test's own
+    /// `TranscriberFactory`, e.g. one that injects faults).
+    pub async fn start_with_loader(config: Config, loader: ModelLoader) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let loader = steno::server::whisper_loader(&config);
         let task = tokio::spawn({
             let stop = stop.clone();
             async move {

@@ -106,6 +106,17 @@ pub struct RunArgs {
     /// Exit with status 1 unless the report is ok.
     #[arg(long)]
     pub check: bool,
+    /// Not ok if the server's RSS grows faster than this after --rss-warmup-s:
+    /// the least-squares slope of its samples, in MB per 10 minutes.
+    #[arg(long)]
+    pub max_rss_slope_mb_per_10min: Option<f64>,
+    /// Run seconds before RSS samples count toward the slope.
+    #[arg(long, default_value_t = 40.0)]
+    pub rss_warmup_s: f64,
+    /// Not ok if the end of speech to final p95 of the second half of the
+    /// conversation (after the ramp-up) is more than this times the first half's.
+    #[arg(long)]
+    pub max_p95_drift: Option<f64>,
 }
 
 pub fn validate(a: &RunArgs) -> Result<()> {
@@ -137,6 +148,25 @@ pub fn validate(a: &RunArgs) -> Result<()> {
         (0.0..=600.0).contains(&a.drain),
         "--drain must be in [0, 600]"
     );
+    for (name, bound) in [
+        ("--max-rss-slope-mb-per-10min", a.max_rss_slope_mb_per_10min),
+        ("--max-p95-drift", a.max_p95_drift),
+    ] {
+        ensure!(
+            bound.is_none_or(|b| b.is_finite() && b > 0.0),
+            "{name} must be a positive number"
+        );
+    }
+    if a.max_rss_slope_mb_per_10min.is_some() {
+        ensure!(
+            (0.0..a.ramp_up + a.duration).contains(&a.rss_warmup_s),
+            "--rss-warmup-s must be in [0, ramp-up + duration)"
+        );
+        ensure!(
+            a.spawn_server || a.server_pid.is_some(),
+            "--max-rss-slope-mb-per-10min needs the server's memory: --spawn-server or --server-pid"
+        );
+    }
     // Loopback only: this tool opens hundreds of sessions at real-time pace.
     ensure!(
         a.spawn_server || a.addr.ip().is_loopback(),

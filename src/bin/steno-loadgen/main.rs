@@ -9,7 +9,8 @@
 //!
 //! Modules: `corpus` (clips to say), `user` (one simulated user), `analysis`
 //! (finals matched to clips, statistics), `progress` (live counters),
-//! `server` (spawn, /health, /metrics, /proc), `report` (the JSON report),
+//! `server` (spawn, /health, /metrics, /proc), `stability` (memory growth
+//! and p95 drift, the soak checks), `report` (the JSON report),
 //! `svg` (the picture), `table` (summary and sweep tables), `cli` (arguments, limits).
 
 mod analysis;
@@ -18,6 +19,7 @@ mod corpus;
 mod progress;
 mod report;
 mod server;
+mod stability;
 mod svg;
 mod table;
 mod user;
@@ -183,6 +185,11 @@ async fn run(a: RunArgs) -> Result<bool> {
             machine_cpu_pct,
             load_average_at_start,
             bucket_s: (a.duration / 30.0).clamp(2.0, 30.0),
+            limits: stability::Limits {
+                max_rss_slope_mb_per_10min: a.max_rss_slope_mb_per_10min,
+                rss_warmup_s: a.rss_warmup_s,
+                max_p95_drift: a.max_p95_drift,
+            },
         },
     );
     report.server.exit = exit;

@@ -8,6 +8,7 @@ use steno::protocol::ServerMessage;
 
 use crate::analysis::{self, Score, Stats, UtteranceResult};
 use crate::server::{Metrics, ResourceSample, metric_sum};
+use crate::stability::{self, Stability};
 use crate::user::{Role, UserOutcome};
 
 /// What was asked for, echoed so a report stands on its own.
@@ -58,8 +59,8 @@ pub struct UtteranceCounts {
 pub struct Throughput {
     /// Seconds of clip audio sent per second of conversation (ramp-up + duration).
     pub speech_sent_per_s: f64,
-    /// `steno_inference_audio_seconds_sum{kind="final"}` gained per wall
-    /// second of the whole run (drain included).
+    /// `steno_inference_audio_seconds_sum` of kinds `final` and `early`
+    /// gained per wall second of the whole run (drain included).
     pub final_audio_per_s: f64,
     /// Model time (finals + partials) per wall second per worker: 1.0 = saturated.
     pub worker_busy_fraction: f64,
@@ -95,7 +96,8 @@ pub struct Report {
     pub wall_s: f64,
     /// The run hit its hard time limit.
     pub timed_out: bool,
-    /// No errors, no unexpected closes, no connection failures, some finals.
+    /// No errors, no unexpected closes, no connection failures, some finals,
+    /// and the stability bounds asked for held.
     pub ok: bool,
     pub sessions: Sessions,
     /// Error messages received on admitted sessions, by code.
@@ -120,6 +122,9 @@ pub struct Report {
     #[serde(default)]
     pub load_average_at_start: f64,
     pub timeline: Vec<TimelinePoint>,
+    /// Memory growth after warm-up and p95 drift, with their bounds.
+    #[serde(default)]
+    pub stability: Stability,
     pub metrics_end: Metrics,
     pub utterance_results: Vec<UtteranceResult>,
 }
@@ -138,6 +143,7 @@ pub struct RunFacts {
     pub machine_cpu_pct: f64,
     pub load_average_at_start: f64,
     pub bucket_s: f64,
+    pub limits: stability::Limits,
 }
 
 pub fn build(outcomes: &[UserOutcome], facts: RunFacts) -> Report {
@@ -237,6 +243,11 @@ pub fn build(outcomes: &[UserOutcome], facts: RunFacts) -> Report {
         end += facts.bucket_s;
     }
 
+    let conversation_s = (
+        facts.settings.ramp_up_s,
+        facts.settings.ramp_up_s + facts.settings.duration_s,
+    );
+    let stability = stability::assess(facts.limits, &facts.samples, &results, conversation_s);
     let throughput = throughput(&facts, speech_sent_s);
     let open: Vec<&ResourceSample> = facts
         .samples
@@ -261,12 +272,20 @@ pub fn build(outcomes: &[UserOutcome], facts: RunFacts) -> Report {
         .sum::<f64>()
         / server.samples.len().saturating_sub(1).max(1) as f64;
     let other_cpu_pct = (facts.machine_cpu_pct - server_run_cpu - facts.loadgen_cpu_pct).max(0.0);
-    problems.truncate(20);
+    // Run-wide problems first: the per-user list is cut at 20.
+    let problems: Vec<String> = stability
+        .problems
+        .iter()
+        .cloned()
+        .chain(problems)
+        .take(20)
+        .collect();
     let ok = errors_by_code.is_empty()
         && unexpected == 0
         && sessions.connect_errors == 0
         && !facts.timed_out
-        && counts.with_final > 0;
+        && counts.with_final > 0
+        && stability.problems.is_empty();
     Report {
         settings: facts.settings,
         wall_s: facts.wall_s,
@@ -287,6 +306,7 @@ pub fn build(outcomes: &[UserOutcome], facts: RunFacts) -> Report {
         other_cpu_pct,
         load_average_at_start: facts.load_average_at_start,
         timeline,
+        stability,
         metrics_end: facts.metrics_end.unwrap_or_default(),
         utterance_results: results,
     }
@@ -302,8 +322,12 @@ fn throughput(facts: &RunFacts, speech_sent_s: f64) -> Throughput {
     };
     if let (Some(a), Some(b)) = (&facts.metrics_start, &facts.metrics_end) {
         let delta = |key: &str| b.get(key).unwrap_or(&0.0) - a.get(key).unwrap_or(&0.0);
-        let final_audio = delta("steno_inference_audio_seconds_sum{kind=\"final\"}");
-        let final_model = delta("steno_inference_seconds_sum{kind=\"final\"}");
+        // Early finals (started at a pause) are finals' work too; the few
+        // dropped because speech went on are counted as well.
+        let final_audio = delta("steno_inference_audio_seconds_sum{kind=\"final\"}")
+            + delta("steno_inference_audio_seconds_sum{kind=\"early\"}");
+        let final_model = delta("steno_inference_seconds_sum{kind=\"final\"}")
+            + delta("steno_inference_seconds_sum{kind=\"early\"}");
         let all_model = metric_sum(b, "steno_inference_seconds_sum")
             - metric_sum(a, "steno_inference_seconds_sum");
         t.workers = metric_sum(b, "steno_workers_ready");

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, ensure};
 
 use crate::analysis::Stats;
 use crate::report::Report;
+use crate::stability::Stability;
 
 /// Targets a step must meet to count as within capacity.
 const P50_TARGET_S: f64 = 0.8;
@@ -196,4 +197,49 @@ pub fn print_summary(r: &Report) {
         "{:<24}load generator {:.0}% CPU, everything else {:.0}% CPU, load average {:.2} at start",
         "machine", r.loadgen_cpu_pct, r.other_cpu_pct, r.load_average_at_start
     );
+    print_stability(&r.stability);
+}
+
+/// The soak figures, each with its bound and verdict.
+fn print_stability(s: &Stability) {
+    let verdict = |bound: Option<f64>, value: f64| match bound {
+        Some(b) if value > b => format!(" (bound {b}: FAILED)"),
+        Some(b) => format!(" (bound {b}: ok)"),
+        None => " (not checked)".to_string(),
+    };
+    match &s.rss {
+        Some(m) => println!(
+            "{:<24}{:+.1} MB per 10 min (least squares over {:.0}-{:.0} s, {} samples: {:.1} -> {:.1} MB, peak {:.1} MB){}",
+            "RSS after warm-up",
+            m.slope_mb_per_10min,
+            m.from_s,
+            m.to_s,
+            m.samples,
+            m.start_mb,
+            m.end_mb,
+            m.peak_mb,
+            verdict(s.limits.max_rss_slope_mb_per_10min, m.slope_mb_per_10min)
+        ),
+        None => println!("{:<24}too few server samples", "RSS after warm-up"),
+    }
+    match &s.latency {
+        Some(l) => println!(
+            "{:<24}p95 {:.2} s ({:.0}-{:.0} s, n={}) -> {:.2} s ({:.0}-{:.0} s, n={}): x{:.2}{}",
+            "EoS->final p95 drift",
+            l.first_half.p95,
+            l.from_s,
+            l.split_s,
+            l.first_half.n,
+            l.second_half.p95,
+            l.split_s,
+            l.to_s,
+            l.second_half.n,
+            l.p95_ratio,
+            verdict(s.limits.max_p95_drift, l.p95_ratio)
+        ),
+        None => println!("{:<24}too few finals in a half", "EoS->final p95 drift"),
+    }
+    for p in &s.problems {
+        println!("{:<24}{p}", "stability problem");
+    }
 }
