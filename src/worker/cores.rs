@@ -2,11 +2,15 @@
 //!
 //! The pool owns `workers x threads_per_worker` threads' worth of cores. A
 //! worker takes its own share before each job and gives it back after. A
-//! final (or early final) that finds nothing else waiting also borrows the
-//! shares of idle workers: one 5 s utterance takes ~0.43 s on two threads
-//! against ~0.72 s on one. A worker that gets a job while its share is lent
-//! waits for it, at most one inference; shares are never oversubscribed,
-//! since ggml's spinning threads degrade badly when cores are.
+//! final (or early final) that finds nothing else waiting, on a pool that
+//! has not been contended for [`CALM`], also borrows the shares of idle
+//! workers: one 5 s utterance takes ~0.43 s on two threads against ~0.72 s
+//! on one. A worker that gets a job while its share is lent waits for it, at
+//! most one inference; shares are never oversubscribed, since ggml's
+//! spinning threads degrade badly when cores are. Under load lending would
+//! cost throughput (two threads do one job 1.7x faster, two jobs 2x), hence
+//! the calm period: any job that found others waiting, or had to wait for
+//! cores, restarts it.
 //!
 //! Finals never wait behind partials: a final that cannot get the cores it
 //! wants, or that nobody is free to take, aborts the running partials
@@ -15,6 +19,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long the pool must go without contention before a final may borrow
+/// idle cores.
+pub const CALM: Duration = Duration::from_secs(3);
 
 /// One worker's run, as seen by others.
 #[derive(Debug, Default)]
@@ -32,6 +41,8 @@ pub struct Cores {
     free: Mutex<usize>,
     returned: Condvar,
     slots: Mutex<Vec<Arc<RunSlot>>>,
+    /// When a job last found others waiting or waited for cores.
+    contended_at: Mutex<Option<Instant>>,
 }
 
 impl Cores {
@@ -40,7 +51,21 @@ impl Cores {
             free: Mutex::new(total),
             returned: Condvar::new(),
             slots: Mutex::new(Vec::new()),
+            contended_at: Mutex::new(None),
         }
+    }
+
+    /// Marks the pool as busy now: no lending for [`CALM`].
+    pub fn note_contention(&self) {
+        *self.contended_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// Whether nothing contended for the pool in the last [`CALM`].
+    pub fn calm(&self) -> bool {
+        self.contended_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|at| at.elapsed() >= CALM)
     }
 
     fn free(&self) -> MutexGuard<'_, usize> {
@@ -76,11 +101,17 @@ impl Cores {
     /// takes up to `want`. For a final that wants more than is free, running
     /// partials are aborted and their cores waited for.
     pub fn take(&self, slot: &RunSlot, partial: bool, min: usize, want: usize) -> usize {
+        let share = min;
         let mut min = min;
         if !partial && *self.free() < want {
             min = want.min(min + self.preempt_partials());
         }
         let mut free = self.free();
+        // Waiting for a worker's own share (lent, or held by finals) is
+        // contention; waiting for aborted partials is not.
+        if *free < share {
+            self.note_contention();
+        }
         while *free < min {
             free = self.returned.wait(free).unwrap_or_else(|e| e.into_inner());
         }
@@ -127,6 +158,14 @@ mod tests {
         cores.give_back(&a, 1);
         assert_eq!(waiter.join().unwrap(), 2);
         cores.give_back(&b, 2);
+    }
+
+    #[test]
+    fn contention_stops_lending_for_a_while() {
+        let cores = Cores::new(2);
+        assert!(cores.calm());
+        cores.note_contention();
+        assert!(!cores.calm());
     }
 
     #[test]

@@ -217,8 +217,13 @@ impl Worker<'_> {
                 continue;
             }
             let partial = job.kind == JobKind::Partial;
-            // A final with nothing behind it borrows the idle workers' cores.
-            let want = if !partial && self.queue.depth() == (0, 0) {
+            let alone = self.queue.depth() == (0, 0);
+            if !alone {
+                self.cores.note_contention();
+            }
+            // A final with nothing behind it, on a calm pool, borrows the
+            // idle workers' cores.
+            let want = if !partial && alone && self.cores.calm() {
                 self.total
             } else {
                 self.share
