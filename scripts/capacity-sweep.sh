@@ -28,7 +28,7 @@ SEED=${SEED:-1}
 CORPUS=${CORPUS:-../shared/data/speech}
 OUT=${OUT:-artifacts/capacity}
 DOC=${DOC:-docs/capacity.md}
-MODEL=${MODEL:-models/ggml-tiny.en.bin}
+MODEL=${MODEL:-models/ggml-tiny.en-q8_0.bin}
 
 [ -f "$MODEL" ] || { echo "model $MODEL missing: run \`make model\`" >&2; exit 1; }
 [ -f "$CORPUS/manifest.tsv" ] || { echo "speech set $CORPUS/manifest.tsv missing" >&2; exit 1; }

