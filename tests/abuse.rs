@@ -49,6 +49,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Final jobs the workers ran (the inference histogram's count).
 const FINAL_INFERENCES: &str = r#"steno_inference_seconds_count{kind="final"}"#;
+/// Finals started early at a pause (`session.early_finals`) run under this kind.
+const EARLY_INFERENCES: &str = r#"steno_inference_seconds_count{kind="early"}"#;
 const SENTENCE: &str = "Please call me back tomorrow morning at the office.";
 const OTHER_SENTENCE: &str = "The quick brown fox jumps over the lazy dog.";
 
@@ -388,7 +390,10 @@ async fn queued_finals_of_a_vanished_client_are_skipped() {
     config.workers.count = 1;
     let faults = Faults::new(Duration::from_secs(2));
     let server = start_faulty_server(config, faults.clone()).await;
-    let inferences_before = metric(server.addr, FINAL_INFERENCES).await;
+    let finals_run = || async {
+        metric(server.addr, FINAL_INFERENCES).await + metric(server.addr, EARLY_INFERENCES).await
+    };
+    let inferences_before = finals_run().await;
     let mut ws = server.connect("encoding=pcm_s16le&partials=false").await;
     expect_ready(&mut ws).await;
     // Three marked utterances: one runs, two wait behind it.
@@ -407,7 +412,7 @@ async fn queued_finals_of_a_vanished_client_are_skipped() {
         "the running job never finished"
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let ran = metric(server.addr, FINAL_INFERENCES).await - inferences_before;
+    let ran = finals_run().await - inferences_before;
     println!(
         "vanished client with 3 finals: {ran} ran, slot freed {freed_after:?} after the disconnect"
     );

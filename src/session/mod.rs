@@ -34,7 +34,7 @@ use crate::config::SessionConfig;
 use crate::metrics::{self, JobKind};
 use crate::protocol::{ClientMessage, ErrorCode, ListenParams, ServerMessage};
 use crate::vad::{SegmentEvent, Segmenter, SegmenterConfig, Utterance};
-use crate::worker::{Job, JobQueue, JobResult};
+use crate::worker::{Job, JobQueue, JobResult, WorkerError};
 use clock::ArrivalClock;
 pub use writer::WriterEnd;
 use writer::{Outbound, PendingFinal, PendingPartial, WriterShared, write_loop};
@@ -463,14 +463,16 @@ impl<'a> Reader<'a> {
         }
         match early.result.try_recv() {
             Err(TryRecvError::Empty) => Some(Ok(early.result)),
-            Ok(Ok(transcript)) => {
+            // Shed from the partial lane before it ran, or stopped (only
+            // partials are, but never hand on an abort): transcribe again.
+            Ok(Err(WorkerError::Aborted)) | Err(TryRecvError::Closed) => None,
+            // Done, or failed: the same audio would fail the same way (a
+            // panic would take a second worker state down), so it stands.
+            Ok(result) => {
                 let (reply, done) = oneshot::channel();
-                let _ = reply.send(Ok(transcript));
+                let _ = reply.send(result);
                 Some(Ok(done))
             }
-            // It failed, or was shed from the partial lane before it ran:
-            // transcribe again as an ordinary final.
-            Ok(Err(_)) | Err(TryRecvError::Closed) => None,
         }
     }
 

@@ -12,10 +12,11 @@
 //! the calm period: any job that found others waiting, or had to wait for
 //! cores, restarts it.
 //!
-//! Finals never wait behind partials: a final that cannot get the cores it
-//! wants, or that nobody is free to take, aborts the running partials
-//! (whisper.cpp checks an abort flag between graph nodes), whose results are
-//! then dropped like any shed partial.
+//! A final that nobody is free to take aborts the running partials; their
+//! results are dropped like any shed partial. whisper.cpp only checks the
+//! flag after the encoder pass and between decoder steps, so this saves the
+//! decoding, not the encoding: the queue keeps a worker free for finals by
+//! starting plain partials only while another worker idles.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -97,19 +98,12 @@ impl Cores {
             .sum()
     }
 
-    /// Takes cores for one job on `slot`: waits until `min` are free, then
-    /// takes up to `want`. For a final that wants more than is free, running
-    /// partials are aborted and their cores waited for.
+    /// Takes cores for one job on `slot`: waits until `min` (its share) are
+    /// free, then takes up to `want`. Never waits for more than the share: a
+    /// running partial can only stop after its encoder pass.
     pub fn take(&self, slot: &RunSlot, partial: bool, min: usize, want: usize) -> usize {
-        let share = min;
-        let mut min = min;
-        if !partial && *self.free() < want {
-            min = want.min(min + self.preempt_partials());
-        }
         let mut free = self.free();
-        // Waiting for a worker's own share (lent, or held by finals) is
-        // contention; waiting for aborted partials is not.
-        if *free < share {
+        if *free < min {
             self.note_contention();
         }
         while *free < min {
@@ -134,30 +128,25 @@ impl Cores {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
 
     #[test]
-    fn a_lone_final_borrows_and_a_partial_gives_way() {
-        let cores = Arc::new(Cores::new(2));
+    fn a_lone_final_borrows_and_preempting_marks_running_partials() {
+        let cores = Cores::new(2);
         let (a, b) = (cores.register(), cores.register());
         assert_eq!(cores.take(&a, false, 1, 2), 2);
         cores.give_back(&a, 2);
 
-        // A partial holds one core; a final wanting two aborts it and waits.
+        // A partial holds one core: a final takes the other at once, and a
+        // preemption flags the partial but not the final.
         assert_eq!(cores.take(&a, true, 1, 1), 1);
-        let waiter = std::thread::spawn({
-            let cores = cores.clone();
-            let b = b.clone();
-            move || cores.take(&b, false, 1, 2)
-        });
-        while !a.abort.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        assert_eq!(cores.take(&b, false, 1, 2), 1);
+        assert_eq!(cores.preempt_partials(), 1);
+        assert!(a.abort.load(Ordering::SeqCst) && !b.abort.load(Ordering::SeqCst));
         cores.give_back(&a, 1);
-        assert_eq!(waiter.join().unwrap(), 2);
-        cores.give_back(&b, 2);
+        cores.give_back(&b, 1);
+        assert_eq!(cores.preempt_partials(), 0, "nothing runs now");
     }
 
     #[test]

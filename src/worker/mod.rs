@@ -103,7 +103,7 @@ impl WorkerPool {
         let ready = Arc::new(AtomicUsize::new(0));
         let share = factory.threads_per_worker().max(1);
         let cores = Arc::new(Cores::new(count * share));
-        queue.attach_cores(cores.clone());
+        queue.attach_pool(cores.clone(), count);
         let (started_tx, started_rx) = std::sync::mpsc::sync_channel(count);
         let mut threads = Vec::with_capacity(count);
         for index in 0..count {

@@ -3,7 +3,10 @@
 //! Policy when full or busy:
 //! - finals are never dropped; when `final_capacity` are waiting, the
 //!   submitting session waits (and so stops reading its socket);
-//! - finals always go ahead of partials;
+//! - finals always go ahead of partials, and early finals ahead of plain
+//!   partials (they are shed last, too);
+//! - a plain partial starts only while another worker stays idle (ready
+//!   for a final), unless the pool has a single worker;
 //! - a session has at most one partial waiting: a newer one replaces it;
 //! - past `partial_capacity` the oldest partial is shed, and a partial that
 //!   waited longer than its `stale_after` is shed instead of run;
@@ -15,6 +18,7 @@
 //! Every shed partial is counted in `steno_partials_shed_total`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -34,6 +38,8 @@ pub struct JobQueue {
     partial_capacity: usize,
     /// The pool's cores, once a pool serves this queue.
     cores: OnceLock<Arc<Cores>>,
+    /// Workers of that pool (0 before one starts).
+    workers: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -59,12 +65,15 @@ impl JobQueue {
             final_capacity,
             partial_capacity,
             cores: OnceLock::new(),
+            workers: AtomicUsize::new(0),
         }
     }
 
-    /// Lets urgent jobs preempt the partials running on the pool's cores.
-    pub(super) fn attach_cores(&self, cores: Arc<Cores>) {
+    /// Lets urgent jobs preempt the partials running on the pool's cores,
+    /// and partials know whether another worker can stay free.
+    pub(super) fn attach_pool(&self, cores: Arc<Cores>, workers: usize) {
         let _ = self.cores.set(cores);
+        self.workers.store(workers, Ordering::Relaxed);
     }
 
     /// A final-like job was queued: if no worker is free to take it, running
@@ -123,11 +132,28 @@ impl JobQueue {
         state.partials.retain(|p| p.session != job.session);
         let mut shed = before - state.partials.len();
         while state.partials.len() >= self.partial_capacity {
-            state.partials.pop_front();
+            // The oldest plain partial goes first; early finals only when
+            // nothing else is left.
+            let oldest = state
+                .partials
+                .iter()
+                .position(|p| p.kind == JobKind::Partial)
+                .unwrap_or(0);
+            state.partials.remove(oldest);
             shed += 1;
         }
         let early = job.kind == JobKind::Early;
-        state.partials.push_back(job);
+        if early {
+            // Early finals run before plain partials, oldest first.
+            let at = state
+                .partials
+                .iter()
+                .position(|p| p.kind != JobKind::Early)
+                .unwrap_or(state.partials.len());
+            state.partials.insert(at, job);
+        } else {
+            state.partials.push_back(job);
+        }
         metrics::queue_depth(JobKind::Partial, state.partials.len());
         if early {
             self.preempt_if_busy(&state);
@@ -163,11 +189,22 @@ impl JobQueue {
             }
             let now = Instant::now();
             let mut stale = 0;
-            while let Some(job) = state.partials.pop_front() {
+            // A plain partial only starts while another worker stays idle, so
+            // a final never waits behind partials on a busy pool (a running
+            // partial can only be stopped after its encoder pass). A pool of
+            // one worker has no other.
+            let partials_allowed =
+                state.idle_workers > 0 || self.workers.load(Ordering::Relaxed) <= 1;
+            while let Some(job) = state.partials.front() {
                 if now.duration_since(job.enqueued_at) > job.stale_after || job.reply.is_closed() {
+                    state.partials.pop_front();
                     stale += 1;
                     continue;
                 }
+                if job.kind == JobKind::Partial && !partials_allowed {
+                    break;
+                }
+                let job = state.partials.pop_front().expect("the front was just seen");
                 metrics::queue_depth(JobKind::Partial, state.partials.len());
                 drop(state);
                 if stale > 0 {
@@ -277,6 +314,54 @@ mod tests {
         assert_eq!(q.depth(), (0, 1));
         assert_eq!(q.pop_blocking().unwrap().session, 2);
         assert!(q.take_partial(2).is_none(), "a running job is not waiting");
+    }
+
+    #[tokio::test]
+    async fn early_finals_jump_the_partials_and_are_shed_last() {
+        let q = JobQueue::new(4, 3);
+        let (p1, _r1) = job(JobKind::Partial, 1);
+        let (p2, _r2) = job(JobKind::Partial, 2);
+        let (e3, _r3) = job(JobKind::Early, 3);
+        let (e4, _r4) = job(JobKind::Early, 4);
+        q.push_partial(p1).unwrap();
+        q.push_partial(p2).unwrap();
+        q.push_partial(e3).unwrap();
+        // Full: the oldest plain partial (session 1) makes room.
+        q.push_partial(e4).unwrap();
+        let order: Vec<_> = (0..3)
+            .map(|_| {
+                let j = q.pop_blocking().unwrap();
+                (j.session, j.kind)
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (3, JobKind::Early),
+                (4, JobKind::Early),
+                (2, JobKind::Partial)
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_partials_wait_for_a_second_idle_worker() {
+        let q = Arc::new(JobQueue::new(4, 4));
+        q.attach_pool(Arc::new(Cores::new(2)), 2);
+        let (p, _rp) = job(JobKind::Partial, 1);
+        q.push_partial(p).unwrap();
+        // The only worker asking: it would leave none free for a final.
+        let first = std::thread::spawn({
+            let q = q.clone();
+            move || q.pop_blocking().map(|j| j.session)
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!first.is_finished(), "a lone worker took a plain partial");
+        // A second worker asks while the first waits: it takes the partial.
+        assert_eq!(q.pop_blocking().map(|j| j.session), Some(1));
+        let (e, _re) = job(JobKind::Early, 2);
+        q.push_partial(e).unwrap();
+        assert_eq!(first.join().unwrap(), Some(2), "early finals never wait");
     }
 
     #[tokio::test]
