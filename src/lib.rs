@@ -11,12 +11,13 @@
 //!    |
 //! codec      Opus packets or PCM chunks in, 16 kHz mono i16 samples out
 //!    |
-//! vad        webrtc-vad segmenter: samples in, utterance events (start, end + audio) out
+//! vad        webrtc-vad + structure check: samples in, utterance events (start, pause, end + audio) out
 //!    |
 //! ring       the fixed-capacity ring buffer holding an open utterance's audio
 //!    |
 //! worker     fixed pool of named OS threads, one shared Whisper model, one state each;
-//!            transcription jobs in, text out
+//!            transcription jobs (final, early final, partial) in, text out; idle
+//!            cores lent to a lone final
 //!    |
 //! protocol   the JSON messages a session sends back (ready, speech_started, partial, final, error)
 //! ```

@@ -284,7 +284,8 @@ pub fn build(outcomes: &[UserOutcome], facts: RunFacts) -> Report {
         && unexpected == 0
         && sessions.connect_errors == 0
         && !facts.timed_out
-        && counts.with_final > 0
+        // A run of idle sessions only (memory per session) has no finals.
+        && (facts.settings.users == 0 || counts.with_final > 0)
         && stability.problems.is_empty();
     Report {
         settings: facts.settings,
