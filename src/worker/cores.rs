@@ -18,7 +18,7 @@
 //! decoding, not the encoding: the queue keeps a worker free for finals by
 //! starting plain partials only while another worker idles.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -32,8 +32,16 @@ pub struct RunSlot {
     /// Set to make the running inference stop early.
     pub abort: Arc<AtomicBool>,
     /// Cores held by the partial this worker runs; 0 when it runs a final or
-    /// nothing.
-    partial_cores: AtomicUsize,
+    /// nothing. The flag is only set, and only cleared, under this lock, so
+    /// a preemption aimed at a partial can never land on the final the
+    /// worker takes next.
+    partial_cores: Mutex<usize>,
+}
+
+impl RunSlot {
+    fn partial_cores(&self) -> MutexGuard<'_, usize> {
+        self.partial_cores.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The pool's cores and who runs what on them.
@@ -89,11 +97,12 @@ impl Cores {
         slots
             .iter()
             .map(|s| {
-                let cores = s.partial_cores.load(Ordering::SeqCst);
-                if cores > 0 {
+                // Held across the store: see `RunSlot::partial_cores`.
+                let cores = s.partial_cores();
+                if *cores > 0 {
                     s.abort.store(true, Ordering::SeqCst);
                 }
-                cores
+                *cores
             })
             .sum()
     }
@@ -112,15 +121,15 @@ impl Cores {
         let taken = want.min(*free);
         *free -= taken;
         drop(free);
+        let mut partial_cores = slot.partial_cores();
         slot.abort.store(false, Ordering::SeqCst);
-        slot.partial_cores
-            .store(if partial { taken } else { 0 }, Ordering::SeqCst);
+        *partial_cores = if partial { taken } else { 0 };
         taken
     }
 
     /// Gives back what [`Cores::take`] took.
     pub fn give_back(&self, slot: &RunSlot, taken: usize) {
-        slot.partial_cores.store(0, Ordering::SeqCst);
+        *slot.partial_cores() = 0;
         *self.free() += taken;
         self.returned.notify_all();
     }
@@ -128,7 +137,6 @@ impl Cores {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
 
     #[test]

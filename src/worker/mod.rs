@@ -243,7 +243,7 @@ impl Worker<'_> {
             );
             let result = match outcome {
                 Ok(Ok(text)) => Ok(Transcript { text, inference }),
-                Ok(Err(WorkerError::Aborted)) => {
+                Ok(Err(WorkerError::Aborted)) if partial => {
                     tracing::debug!(worker = self.index, "partial aborted for a final");
                     metrics::partials_shed(1);
                     Err(WorkerError::Aborted)
