@@ -26,7 +26,7 @@ const USERS: usize = 8;
 const RAMP_UP_S: u64 = 10;
 const DURATION_S: u64 = 120;
 /// RSS samples before this (run seconds) are the warm-up.
-const RSS_WARMUP_S: u64 = 40;
+const RSS_WARMUP_S: u64 = 60;
 /// MB per 10 minutes, least squares over the samples after the warm-up.
 const MAX_RSS_SLOPE_MB_PER_10MIN: f64 = 150.0;
 /// Second-half p95 over first-half p95.
