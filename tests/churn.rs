@@ -48,7 +48,7 @@ async fn thousands_of_short_sessions_leave_nothing_behind() {
     let clips = Arc::new(Clips::new());
 
     run_cycles(&server, &clips, 0, WARM_UP_CYCLES, limit).await;
-    assert!(sessions_back_to_zero(server.addr).await);
+    assert!(wait_sessions(server.addr, 0, Duration::from_secs(30)).await);
     let fds_before = open_fds();
     let rss_before = rss_kib();
 
@@ -57,7 +57,7 @@ async fn thousands_of_short_sessions_leave_nothing_behind() {
     let took = started.elapsed();
 
     assert!(
-        sessions_back_to_zero(server.addr).await,
+        wait_sessions(server.addr, 0, Duration::from_secs(30)).await,
         "sessions still open after the churn"
     );
     assert_eq!(
@@ -106,7 +106,7 @@ async fn thousands_of_short_sessions_leave_nothing_behind() {
         let t = collect(&mut ws, Duration::from_secs(10)).await;
         assert_eq!(t.close_code(), Some(1000));
     }
-    assert!(sessions_back_to_zero(server.addr).await);
+    assert!(wait_sessions(server.addr, 0, Duration::from_secs(30)).await);
     server.stop().await;
 }
 
@@ -293,43 +293,6 @@ fn env_usize(name: &str, default: usize) -> usize {
     }
 }
 
-/// Waits up to 30 s for `/ready` to report no session.
-async fn sessions_back_to_zero(addr: SocketAddr) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok((_, body)) = http_get(addr, "/ready").await {
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            if v["sessions"].as_u64() == Some(0) {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
-/// The value of one Prometheus series; 0 if absent.
-async fn metric(addr: SocketAddr, series: &str) -> f64 {
-    let (_, body) = http_get(addr, "/metrics").await.unwrap();
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok()).flatten()
-        })
-        .unwrap_or(0.0)
-}
-
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/self/status")
 }

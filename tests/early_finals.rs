@@ -15,11 +15,7 @@ const FIRST: &str = "Good morning, this is a test of the speech server.";
 const SECOND: &str = "Please call me back tomorrow morning at the office.";
 
 async fn early_finals_used(server: &TestServer) -> u64 {
-    let (status, body) = http_get(server.addr, "/metrics").await.unwrap();
-    assert_eq!(status, 200);
-    body.lines()
-        .find_map(|l| l.strip_prefix("steno_early_finals_used_total "))
-        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+    metric(server.addr, "steno_early_finals_used_total").await as u64
 }
 
 async fn finals(server: &TestServer, packets: &[Vec<u8>], pace: Duration) -> Vec<String> {

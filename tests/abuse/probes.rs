@@ -2,7 +2,7 @@
 //! series, `/ready`, and a raw WebSocket client that never reads.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::speech::{espeak, opus_packets, silence};
-use crate::common::{TestServer, Transcript, collect, expect_ready, http_get, send_all, send_json};
+use crate::common::{TestServer, Transcript, collect, expect_ready, rss_kib, send_all, send_json};
 
 pub fn speech_packets(sentence: &str) -> Vec<Vec<u8>> {
     let mut audio = silence(300);
@@ -81,17 +81,6 @@ pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-/// This process's resident memory, in KiB.
-pub fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS in /proc/self/status")
-}
-
 /// Samples RSS every 50 ms until stopped; returns the peak.
 pub struct RssSampler {
     stop: CancellationToken,
@@ -118,52 +107,5 @@ impl RssSampler {
     pub async fn stop(self) -> u64 {
         self.stop.cancel();
         self.task.await.unwrap()
-    }
-}
-
-/// The value of one Prometheus series (`name` or `name{labels}` exactly as
-/// rendered); 0 if absent.
-pub async fn metric(addr: SocketAddr, series: &str) -> f64 {
-    let (status, body) = http_get(addr, "/metrics").await.unwrap();
-    assert_eq!(status, 200);
-    body.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (name, value) = l.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok()).flatten()
-        })
-        .unwrap_or(0.0)
-}
-
-/// Polls `/ready` until it reports `sessions` open sessions; false on timeout.
-pub async fn wait_sessions(addr: SocketAddr, sessions: u64, limit: Duration) -> bool {
-    wait_until_async(limit, || async move {
-        let Ok((_, body)) = http_get(addr, "/ready").await else {
-            return false;
-        };
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        v["sessions"].as_u64() == Some(sessions)
-    })
-    .await
-}
-
-pub async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    wait_until_async(limit, || std::future::ready(condition())).await
-}
-
-pub async fn wait_until_async<F, Fut>(limit: Duration, mut condition: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if condition().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

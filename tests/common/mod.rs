@@ -5,9 +5,10 @@
 pub mod speech;
 pub mod wer;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use steno::config::Config;
@@ -306,4 +307,62 @@ pub async fn expect_ready(ws: &mut Ws) -> ServerMessage {
 
 pub fn path_str(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// This process's resident memory, in KiB.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// The value of one Prometheus series (`name` or `name{labels}` exactly as
+/// rendered); 0 if absent.
+pub async fn metric(addr: SocketAddr, series: &str) -> f64 {
+    let (status, body) = http_get(addr, "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+/// Polls `/ready` until it reports `sessions` open sessions; false on timeout.
+pub async fn wait_sessions(addr: SocketAddr, sessions: u64, limit: Duration) -> bool {
+    wait_until_async(limit, || async move {
+        let Ok((_, body)) = http_get(addr, "/ready").await else {
+            return false;
+        };
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["sessions"].as_u64() == Some(sessions)
+    })
+    .await
+}
+
+pub async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    wait_until_async(limit, || std::future::ready(condition())).await
+}
+
+pub async fn wait_until_async<F, Fut>(limit: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
