@@ -24,13 +24,15 @@
 //!
 //! Around the pipeline: `admission` (the session limit), `config` (one typed
 //! struct from config.toml + environment), `metrics` (Prometheus series),
-//! `model` (ggml model files: import from CTranslate2), `server` (the run loop
+//! `model` (ggml model files: import from CTranslate2), `heap` (live heap
+//! bytes, counted by the `steno` binary's allocator), `server` (the run loop
 //! and graceful shutdown), `wer` (word error rate, for tests and the load
 //! generator).
 
 pub mod admission;
 pub mod codec;
 pub mod config;
+pub mod heap;
 pub mod metrics;
 pub mod model;
 pub mod protocol;

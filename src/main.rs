@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+/// Counts live heap bytes for `steno_heap_live_bytes` (the soak checks it).
+#[global_allocator]
+static ALLOCATOR: steno::heap::CountingAllocator = steno::heap::CountingAllocator;
+
 #[derive(Parser)]
 #[command(
     name = "steno",

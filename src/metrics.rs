@@ -27,6 +27,7 @@ pub const FINAL_LATENCY: &str = "steno_end_of_speech_to_final_seconds";
 pub const ERRORS: &str = "steno_errors_total";
 pub const WORKER_PANICS: &str = "steno_worker_panics_total";
 pub const HTTP_REFUSED: &str = "steno_http_refused_total";
+pub const HEAP_LIVE: &str = "steno_heap_live_bytes";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -103,6 +104,10 @@ fn describe() {
         "From the end of an utterance's audio to its final being sent."
     );
     describe_counter!(ERRORS, "Errors reported to clients, by code.");
+    describe_gauge!(
+        HEAP_LIVE,
+        "Bytes the server's Rust code holds on the heap now (whisper.cpp's buffers not included); absent when the allocator does not count."
+    );
     describe_counter!(
         WORKER_PANICS,
         "Inference jobs that panicked; the worker rebuilt its state."
@@ -185,6 +190,15 @@ pub fn http_refused(reason: &'static str) {
 
 pub fn worker_panicked() {
     counter!(WORKER_PANICS).increment(1);
+}
+
+/// The Prometheus text of every series, with the sampled gauges (heap)
+/// brought up to date first.
+pub fn render(handle: &PrometheusHandle) -> String {
+    if let Some(bytes) = crate::heap::live_bytes() {
+        gauge!(HEAP_LIVE).set(bytes as f64);
+    }
+    handle.render()
 }
 
 /// Adds one to a gauge while alive.

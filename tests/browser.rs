@@ -3,9 +3,15 @@
 //! (`tests/e2e/demo.mjs`), against the real server and model.
 //!
 //! The Rust side starts two servers (one free, one whose only slot it holds
-//! with a plain WebSocket client), renders the sentence, runs the Node script
-//! and asserts on what the page showed. Screenshots land in
+//! with a plain WebSocket client), makes the microphone file, runs the Node
+//! script and asserts on what the page showed. Screenshots land in
 //! `target/e2e-artifacts/`.
+//!
+//! The microphone speaks the JFK clip of the shared speech set, a human
+//! recording tiny.en hears the same way through the browser's capture and
+//! Opus path every time (an espeak-ng sentence was misheard in about half
+//! the runs, depending on where chunk and VAD boundaries fell). The test says
+//! SKIPPED when `../shared/data/speech` is missing.
 //!
 //! Needs `/usr/bin/chromium` and `tests/e2e/node_modules` (`make e2e-deps`);
 //! fails when they are missing, unless `STENO_SKIP_BROWSER=1`.
@@ -16,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::speech::espeak_at;
 use common::wer::wer;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
@@ -24,12 +29,16 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-/// What the fake microphone says (then silence, then it loops).
-const SENTENCE: &str =
-    "Please call Stella and ask her to bring these things with her from the store.";
-/// tiny.en on espeak-ng speech that went through the browser's audio
-/// processing and Opus: a word or two may differ.
-const MAX_WER: f64 = 0.25;
+/// What the fake microphone says (then silence, then it loops): a file of
+/// the shared speech set and its reference.
+const CLIP: &str = "jfk_inaugural.wav";
+const SENTENCE: &str = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
+/// Measured over ten runs (2026-12-02): WER 0.05 in seven, 0.09, 0.14 and
+/// 0.18 in the others, all in the short first utterance ("And so my fellow
+/// Americans", where the capture's timing moves the cut). The bound is that
+/// spread plus two words of 22; a broken path (no words, another clip's
+/// words, audio lost) scores far above it.
+const MAX_WER: f64 = 0.30;
 /// Fake microphone rate: Chromium's capture rate, so the file is not resampled.
 const MIC_RATE_HZ: u32 = 48_000;
 const NODE_LIMIT: Duration = Duration::from_secs(180);
@@ -40,10 +49,13 @@ async fn the_demo_page_transcribes_a_microphone_and_explains_a_full_server() {
         println!("SKIPPED: STENO_SKIP_BROWSER=1, the browser demo test did not run");
         return;
     }
+    let Some(speech) = shared_speech_dir() else {
+        return;
+    };
     let chromium = browser_tools();
     let artifacts = repo_root().join("target/e2e-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let wav = fake_microphone(&artifacts.join("microphone.wav"));
+    let wav = fake_microphone(&speech.join(CLIP), &artifacts.join("microphone.wav"));
 
     let server = TestServer::start(test_config()).await;
     let mut one_slot = test_config();
@@ -73,12 +85,26 @@ async fn the_demo_page_transcribes_a_microphone_and_explains_a_full_server() {
     );
     assert_eq!(result["hearingSpeechText"], "Hearing speech");
 
-    // The first final is the sentence, under the WER bound.
+    // The finals, in order from utterance 0, are the clip, under the WER
+    // bound (the speaker's pauses may cut it into several utterances).
     let finals = result["finals"].as_array().expect("finals");
     let first = finals.first().expect("a final on the page");
     assert_eq!(first["utterance"], 0);
-    let text = first["text"].as_str().unwrap();
-    let error = wer(SENTENCE, text);
+    let numbers: Vec<u64> = finals
+        .iter()
+        .map(|f| f["utterance"].as_u64().unwrap())
+        .collect();
+    assert!(
+        numbers.iter().zip(0..).all(|(n, i)| *n == i),
+        "finals in utterance order without gaps: {numbers:?}"
+    );
+    let text = finals
+        .iter()
+        .map(|f| f["text"].as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let error = wer(SENTENCE, &text);
+    println!("page finals: {text:?} (WER {error:.2})");
     assert!(
         error <= MAX_WER,
         "WER {error:.2} > {MAX_WER}: page showed {text:?} for {SENTENCE:?}"
@@ -169,13 +195,17 @@ fn browser_tools() -> PathBuf {
     chromium
 }
 
-/// The sentence at 48 kHz with 0.6 s of silence before and 6 s after, so the
-/// page can see the final and stop before Chromium loops the file.
-fn fake_microphone(path: &Path) -> PathBuf {
+/// The clip at 48 kHz with 0.6 s of silence before and 8 s after, so the
+/// page can see every final and stop before Chromium loops the file.
+fn fake_microphone(clip: &Path, path: &Path) -> PathBuf {
     let silence = |ms: u32| vec![0i16; (MIC_RATE_HZ / 1000 * ms) as usize];
     let mut samples = silence(600);
-    samples.extend(espeak_at(SENTENCE, MIC_RATE_HZ));
-    samples.extend(silence(6000));
+    samples.extend(resampled(
+        clip,
+        MIC_RATE_HZ,
+        &path.with_extension("clip.wav"),
+    ));
+    samples.extend(silence(8000));
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: MIC_RATE_HZ,
@@ -188,6 +218,24 @@ fn fake_microphone(path: &Path) -> PathBuf {
     }
     writer.finalize().unwrap();
     path.to_path_buf()
+}
+
+/// `clip` at `rate_hz` (sox), read back as 16-bit samples.
+fn resampled(clip: &Path, rate_hz: u32, scratch: &Path) -> Vec<i16> {
+    let status = std::process::Command::new("sox")
+        .arg(clip)
+        .args(["-r", &rate_hz.to_string(), "-c", "1", "-b", "16"])
+        .arg(scratch)
+        .status()
+        .expect("sox is installed (scripts/install-deps.sh)");
+    assert!(
+        status.success(),
+        "sox could not resample {}",
+        clip.display()
+    );
+    let reader = hound::WavReader::open(scratch).unwrap();
+    assert_eq!(reader.spec().sample_rate, rate_hz);
+    reader.into_samples::<i16>().map(Result::unwrap).collect()
 }
 
 /// Runs demo.mjs and returns its `E2E_RESULT` object.

@@ -3,10 +3,14 @@
 //! `admission.max_sessions` = `USERS` and keeps every slot busy with
 //! real-time speakers from `../shared/data/speech` for two minutes, plus one
 //! arrival beyond capacity. The load generator's `--check` fails the run on
-//! any error, unexpected close or failed connection, on server RSS growing
-//! faster than `MAX_RSS_SLOPE_MB_PER_10MIN` after `RSS_WARMUP_S`, and on the
-//! end of speech to final p95 of the second half rising above
-//! `MAX_P95_DRIFT` times the first half's. The figures are printed; the
+//! any error, unexpected close or failed connection, on the server's live
+//! heap (`steno_heap_live_bytes`, counted by the binary's allocator) in the
+//! last third of the time after `WARMUP_S` lying more than
+//! `MAX_HEAP_GROWTH_MB` above the first third's, and on the end of speech to
+//! final p95 of the second half rising above `MAX_P95_DRIFT` times the first
+//! half's plus `P95_DRIFT_SLACK_S`. RSS is reported, not checked: in two
+//! minutes it measures the allocator climbing to its high-water mark, not a
+//! leak (the 30-minute soak checks its slope). The figures are printed; the
 //! report, picture and server log stay in `target/tmp/soak/`.
 //! docs/reliability.md ("Soak") explains the bounds and has the 30-minute
 //! command with the same checks.
@@ -25,12 +29,18 @@ use common::*;
 const USERS: usize = 8;
 const RAMP_UP_S: u64 = 10;
 const DURATION_S: u64 = 120;
-/// RSS samples before this (run seconds) are the warm-up.
-const RSS_WARMUP_S: u64 = 60;
-/// MB per 10 minutes, least squares over the samples after the warm-up.
-const MAX_RSS_SLOPE_MB_PER_10MIN: f64 = 150.0;
-/// Second-half p95 over first-half p95.
+/// Memory samples before this (run seconds) are the warm-up: every session
+/// is open (ramp-up) and has spoken once.
+const WARMUP_S: u64 = 20;
+/// Median live heap, last third (90-130 s) over first third (20-57 s). A
+/// healthy server measured -1.3 to +1.1 MB over ten runs (docs/reliability.md);
+/// keeping every final's audio adds about 0.3 MB a second, 20 MB here.
+const MAX_HEAP_GROWTH_MB: f64 = 6.0;
+/// Second-half p95 over first-half p95, plus an absolute slack: a backlog
+/// that grows adds tens of seconds in two minutes, a noisy minute on a shared
+/// 2-core machine a second or two.
 const MAX_P95_DRIFT: f64 = 1.5;
+const P95_DRIFT_SLACK_S: f64 = 2.0;
 /// The load generator's own hard limit: ramp-up, duration, drain and slack.
 const MAX_RUN_S: u64 = 200;
 
@@ -55,12 +65,10 @@ async fn two_minutes_at_max_sessions_without_errors_memory_growth_or_latency_dri
         .args(["--users", &users, "--extra-users", "1", "--seed", "1"])
         .args(["--ramp-up", &RAMP_UP_S.to_string()])
         .args(["--duration", &DURATION_S.to_string()])
-        .args(["--rss-warmup-s", &RSS_WARMUP_S.to_string()])
-        .args([
-            "--max-rss-slope-mb-per-10min",
-            &MAX_RSS_SLOPE_MB_PER_10MIN.to_string(),
-        ])
+        .args(["--rss-warmup-s", &WARMUP_S.to_string()])
+        .args(["--max-heap-growth-mb", &MAX_HEAP_GROWTH_MB.to_string()])
         .args(["--max-p95-drift", &MAX_P95_DRIFT.to_string()])
+        .args(["--p95-drift-slack-s", &P95_DRIFT_SLACK_S.to_string()])
         .args(["--max-run-s", &MAX_RUN_S.to_string(), "--progress-s", "10"])
         .arg("--check")
         .arg("--out")
@@ -81,10 +89,14 @@ async fn two_minutes_at_max_sessions_without_errors_memory_growth_or_latency_dri
         serde_json::from_str(&std::fs::read_to_string(prefix.with_extension("json")).unwrap())
             .unwrap();
     let figure = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
-    let (rss, latency) = (&report["stability"]["rss"], &report["stability"]["latency"]);
+    let stability = &report["stability"];
+    let (rss, heap, latency) = (&stability["rss"], &stability["heap"], &stability["latency"]);
     println!(
-        "soak: RSS after warm-up {:.1} -> {:.1} MB, {:+.1} MB per 10 min (bound {MAX_RSS_SLOPE_MB_PER_10MIN}); \
-         EoS->final p95 {:.2} s -> {:.2} s, x{:.2} (bound {MAX_P95_DRIFT}); utterances {}; errors {}; unexpected closes {}",
+        "soak: live heap {:.1} -> {:.1} MB, {:+.1} MB (bound {MAX_HEAP_GROWTH_MB}); RSS after warm-up {:.1} -> {:.1} MB, {:+.1} MB per 10 min (not checked); \
+         EoS->final p95 {:.2} s -> {:.2} s, x{:.2} (bound x{MAX_P95_DRIFT} + {P95_DRIFT_SLACK_S} s); utterances {}; errors {}; unexpected closes {}",
+        figure(&heap["first"]["median_mb"]),
+        figure(&heap["last"]["median_mb"]),
+        figure(&heap["growth_mb"]),
         figure(&rss["start_mb"]),
         figure(&rss["end_mb"]),
         figure(&rss["slope_mb_per_10min"]),

@@ -26,7 +26,7 @@ pub async fn route(
         (&Method::GET, "/metrics") => text(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            state.metrics.render(),
+            crate::metrics::render(&state.metrics),
         ),
         (&Method::GET, _) if state.config.server.web_demo => static_file(&state, &path),
         (_, "/v1/listen" | "/health" | "/ready" | "/metrics") => json(

@@ -128,6 +128,16 @@ try {
 
   await page.waitForSelector('.utterance[data-state="final"]', { timeout: 60_000 });
   step('final on screen');
+  // The speaker may pause inside the clip: wait until every utterance has
+  // its final and nothing new has been heard for a while (the file's
+  // trailing silence), then stop, before Chromium loops back to speech.
+  await page.waitForFunction(() => {
+    const open = document.querySelector('.utterance[data-state="partial"]')
+      || document.querySelector('#speech[data-state="speech"]');
+    const last = window.__rows.length ? window.__rows[window.__rows.length - 1].t : 0;
+    return !open && performance.now() - last > 2500;
+  }, null, { timeout: 60_000, polling: 100 });
+  step('quiet after the last final');
   // Stop in the fake file's trailing silence, before it loops back to speech.
   await page.click('#toggle');
   await page.waitForSelector('#toggle[data-state="idle"]', { timeout: 30_000 });

@@ -117,6 +117,15 @@ pub struct RunArgs {
     /// conversation (after the ramp-up) is more than this times the first half's.
     #[arg(long)]
     pub max_p95_drift: Option<f64>,
+    /// Seconds of slack on the drift bound: not ok only if the second half's
+    /// p95 is above --max-p95-drift x the first half's plus this.
+    #[arg(long, default_value_t = 0.0)]
+    pub p95_drift_slack_s: f64,
+    /// Not ok if the server's median live heap (`steno_heap_live_bytes`) in
+    /// the last third of the time after --rss-warmup-s is more than this many
+    /// MB above the first third's.
+    #[arg(long)]
+    pub max_heap_growth_mb: Option<f64>,
 }
 
 pub fn validate(a: &RunArgs) -> Result<()> {
@@ -151,20 +160,25 @@ pub fn validate(a: &RunArgs) -> Result<()> {
     for (name, bound) in [
         ("--max-rss-slope-mb-per-10min", a.max_rss_slope_mb_per_10min),
         ("--max-p95-drift", a.max_p95_drift),
+        ("--max-heap-growth-mb", a.max_heap_growth_mb),
     ] {
         ensure!(
             bound.is_none_or(|b| b.is_finite() && b > 0.0),
             "{name} must be a positive number"
         );
     }
-    if a.max_rss_slope_mb_per_10min.is_some() {
+    ensure!(
+        a.p95_drift_slack_s.is_finite() && a.p95_drift_slack_s >= 0.0,
+        "--p95-drift-slack-s must be 0 or more"
+    );
+    if a.max_rss_slope_mb_per_10min.is_some() || a.max_heap_growth_mb.is_some() {
         ensure!(
             (0.0..a.ramp_up + a.duration).contains(&a.rss_warmup_s),
             "--rss-warmup-s must be in [0, ramp-up + duration)"
         );
         ensure!(
             a.spawn_server || a.server_pid.is_some(),
-            "--max-rss-slope-mb-per-10min needs the server's memory: --spawn-server or --server-pid"
+            "--max-rss-slope-mb-per-10min and --max-heap-growth-mb need the server's memory: --spawn-server or --server-pid"
         );
     }
     // Loopback only: this tool opens hundreds of sessions at real-time pace.

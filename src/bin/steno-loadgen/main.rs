@@ -129,6 +129,7 @@ async fn run(a: RunArgs) -> Result<bool> {
     let samples = Arc::new(Mutex::new(Vec::<ResourceSample>::new()));
     let sampling = tokio::spawn(sample_and_report(
         pid,
+        addr,
         t0,
         a.progress_s,
         live.clone(),
@@ -189,6 +190,8 @@ async fn run(a: RunArgs) -> Result<bool> {
                 max_rss_slope_mb_per_10min: a.max_rss_slope_mb_per_10min,
                 rss_warmup_s: a.rss_warmup_s,
                 max_p95_drift: a.max_p95_drift,
+                p95_drift_slack_s: a.p95_drift_slack_s,
+                max_heap_growth_mb: a.max_heap_growth_mb,
             },
         },
     );
@@ -234,6 +237,7 @@ fn plans(a: &RunArgs) -> Vec<UserPlan> {
 
 async fn sample_and_report(
     pid: Option<u32>,
+    addr: std::net::SocketAddr,
     t0: Instant,
     progress_s: f64,
     live: Arc<progress::Live>,
@@ -245,9 +249,17 @@ async fn sample_and_report(
     loop {
         tick.tick().await;
         let t = t0.elapsed().as_secs_f64();
-        let sample = sampler
+        let mut sample = sampler
             .as_mut()
             .and_then(|s| s.sample(t, live.open_sessions()));
+        if let Some(s) = &mut sample {
+            // The live heap, when the server counts it (the `steno` binary does).
+            s.heap_mb = server::scrape_metrics(addr)
+                .await
+                .ok()
+                .and_then(|m| m.get(steno::metrics::HEAP_LIVE).copied())
+                .map(|bytes| bytes / 1_048_576.0);
+        }
         if let Some(s) = &sample {
             samples.lock().unwrap().push(s.clone());
         }

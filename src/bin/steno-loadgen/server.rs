@@ -82,6 +82,9 @@ pub fn metric_sum(m: &Metrics, name: &str) -> f64 {
 pub struct ResourceSample {
     pub t: f64,
     pub rss_mb: f64,
+    /// The server's `steno_heap_live_bytes` in MB, when it reports it.
+    #[serde(default)]
+    pub heap_mb: Option<f64>,
     /// CPU since the previous sample, in % of one core (200 = two cores busy).
     pub cpu_pct: f64,
     /// Sessions the load generator had open then.
@@ -113,6 +116,7 @@ impl ProcSampler {
         Some(ResourceSample {
             t,
             rss_mb: rss_kb as f64 / 1024.0,
+            heap_mb: None,
             cpu_pct,
             open_sessions,
         })

@@ -222,6 +222,24 @@ fn print_stability(s: &Stability) {
         ),
         None => println!("{:<24}too few server samples", "RSS after warm-up"),
     }
+    match &s.heap {
+        Some(h) => println!(
+            "{:<24}{:+.1} MB (median {:.1} MB over {:.0}-{:.0} s, n={} -> {:.1} MB over {:.0}-{:.0} s, n={}; peak {:.1} MB){}",
+            "live heap growth",
+            h.growth_mb,
+            h.first.median_mb,
+            h.first.from_s,
+            h.first.to_s,
+            h.first.samples,
+            h.last.median_mb,
+            h.last.from_s,
+            h.last.to_s,
+            h.last.samples,
+            h.first.peak_mb.max(h.last.peak_mb),
+            verdict(s.limits.max_heap_growth_mb, h.growth_mb)
+        ),
+        None => println!("{:<24}not reported by the server", "live heap growth"),
+    }
     match &s.latency {
         Some(l) => println!(
             "{:<24}p95 {:.2} s ({:.0}-{:.0} s, n={}) -> {:.2} s ({:.0}-{:.0} s, n={}): x{:.2}{}",
@@ -235,7 +253,21 @@ fn print_stability(s: &Stability) {
             l.to_s,
             l.second_half.n,
             l.p95_ratio,
-            verdict(s.limits.max_p95_drift, l.p95_ratio)
+            match s.limits.max_p95_drift {
+                Some(b) => {
+                    let bound = b * l.first_half.p95 + s.limits.p95_drift_slack_s;
+                    let ok = if l.second_half.p95 > bound {
+                        "FAILED"
+                    } else {
+                        "ok"
+                    };
+                    format!(
+                        " (bound x{b} + {} s = {bound:.2} s: {ok})",
+                        s.limits.p95_drift_slack_s
+                    )
+                }
+                None => " (not checked)".to_string(),
+            }
         ),
         None => println!("{:<24}too few finals in a half", "EoS->final p95 drift"),
     }
