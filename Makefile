@@ -28,7 +28,7 @@ run: model
 	$(CARGO) run --release --bin steno -- serve $(ARGS)
 
 build: deps
-	$(CARGO) build --release
+	$(CARGO) build --release --workspace
 
 ## The whole suite: format, lints, unit and integration tests with the real model,
 ## a 2-minute soak at max_sessions (docs/reliability.md, "Soak"), the Autobahn
@@ -36,13 +36,13 @@ build: deps
 test: MODEL_PROFILE = dev
 test: model e2e-deps
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --all-targets
-	$(CARGO) test --test soak -- --ignored --nocapture
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test -p steno-loadgen --test soak -- --ignored --nocapture
 	bash scripts/autobahn.sh
 	bash scripts/fuzz.sh 30
 
 ## Criterion benches (codec, VAD, ring buffer, inference).
 bench: MODEL_PROFILE = release
 bench: model
-	$(CARGO) bench
+	$(CARGO) bench --workspace

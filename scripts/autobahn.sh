@@ -2,17 +2,17 @@
 # Autobahn's WebSocket conformance cases against steno's WebSocket stack.
 #
 # kosoku (PyPI, pinned below) runs the Autobahn TestSuite's own case files as
-# a fuzzing client; the server under test is examples/autobahn_echo.rs:
+# a fuzzing client; the server under test is crates/steno-server/examples/autobahn_echo.rs:
 # steno's hyper + tokio-tungstenite stack with the production limits
 # (Config::default()), echoing instead of transcribing. The verdicts are
-# compared with tests/autobahn/expected.json: a case that passed there and
+# compared with crates/steno-server/tests/autobahn/expected.json: a case that passed there and
 # does not pass now fails the run. What is and is not covered:
 # docs/reliability.md.
 #
 # Usage: scripts/autobahn.sh [--update]
 #   Runs all 517 cases (seconds once the example is built);
-#   --update records this run's verdicts in tests/autobahn/expected.json.
-#   A few cases: run tests/autobahn/run.py by hand with --include CASE.
+#   --update records this run's verdicts in crates/steno-server/tests/autobahn/expected.json.
+#   A few cases: run crates/steno-server/tests/autobahn/run.py by hand with --include CASE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +33,7 @@ if ! "$venv/bin/python" -c "import kosoku, importlib.metadata as m; assert m.ver
     "$venv/bin/pip" install --quiet --disable-pip-version-check "kosoku==$KOSOKU_VERSION"
 fi
 
-cargo build --quiet --example autobahn_echo
+cargo build --quiet -p steno-server --example autobahn_echo
 mkdir -p "$out"
 # The echo server exits by itself after 15 minutes whatever happens here.
 target/debug/examples/autobahn_echo 127.0.0.1:0 900 >"$out/echo.out" 2>"$out/echo.err" &
@@ -51,6 +51,6 @@ done
 # to 16 MiB) fails by design past session.max_message_bytes, and groups 12
 # and 13 (permessage-deflate) are unimplemented: expected.json records both.
 timeout --kill-after=10 300 \
-    "$venv/bin/python" tests/autobahn/run.py "ws://$addr/" \
-    --expected tests/autobahn/expected.json --results "$out/results.json" \
+    "$venv/bin/python" crates/steno-server/tests/autobahn/run.py "ws://$addr/" \
+    --expected crates/steno-server/tests/autobahn/expected.json --results "$out/results.json" \
     --parallelism 2 --limit-s 240 "${update[@]}"

@@ -68,7 +68,8 @@ done
 echo "fetch-model: converting to $out"
 mkdir -p "$(dirname "$out")"
 profile="${STENO_MODEL_PROFILE:-release}"
-(cd "$repo_root" && cargo run --profile "$profile" --quiet --bin steno -- model import-ct2 "$model_dir" -o "$out" --weights "$weights") ||
+# steno-model is the converter alone: building it never builds whisper.cpp.
+(cd "$repo_root" && cargo run --profile "$profile" --quiet -p steno-model --bin steno-model -- import-ct2 "$model_dir" -o "$out" --weights "$weights") ||
   fail "the conversion failed; see the message above"
 [ -s "$out" ] || fail "the converter finished but $out is missing or empty"
 echo "fetch-model: wrote $out"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the browser end-to-end test (tests/browser.rs) needs, once:
-# Debian's Chromium and the pinned playwright-core in tests/e2e/node_modules.
+# Debian's Chromium and the pinned playwright-core in
+# crates/steno-server/tests/e2e/node_modules.
 # Safe to run again: it does nothing when both are present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,9 +14,9 @@ if [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends chromium
 fi
 
-if [ ! -d tests/e2e/node_modules/playwright-core ]; then
-  echo "install-e2e: npm ci in tests/e2e"
+if [ ! -d crates/steno-server/tests/e2e/node_modules/playwright-core ]; then
+  echo "install-e2e: npm ci in crates/steno-server/tests/e2e"
   # playwright-core never downloads a browser by itself; the test drives
   # /usr/bin/chromium.
-  npm ci --prefix tests/e2e --no-audit --no-fund
+  npm ci --prefix crates/steno-server/tests/e2e --no-audit --no-fund
 fi

@@ -32,8 +32,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use steno::codec::{AudioDecoder, Encoding};
-use steno::vad::{EndReason, SegmentEvent, Segmenter, SegmenterConfig, Utterance};
+use steno_audio::codec::{AudioDecoder, Encoding};
+use steno_audio::vad::{EndReason, SegmentEvent, Segmenter, SegmenterConfig, Utterance};
 
 const PCM_RATES: [u32; 4] = [8_000, 16_000, 24_000, 48_000];
 const FRAME_MS: [u32; 4] = [10, 20, 30, 20];

@@ -14,8 +14,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use steno::codec::Encoding;
-use steno::protocol::{ClientMessage, ListenParams};
+use steno_protocol::{ClientMessage, Encoding, ListenParams};
 
 /// The longest `bad control message` error: 120 characters of detail (4
 /// bytes each at most) plus the fixed text.
@@ -28,7 +27,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check_query(query: &str) {
-    match ListenParams::from_query(Some(query)) {
+    match ListenParams::from_query(Some(query)).and_then(|p| p.check_language("en").map(|()| p)) {
         Ok(p) => {
             assert!(
                 [8_000, 16_000, 24_000, 48_000].contains(&p.sample_rate_hz),
@@ -41,19 +40,16 @@ fn check_query(query: &str) {
                     "{query:?}: Opus is decoded at 16 kHz"
                 );
             }
-            assert_eq!(p.language, "en", "{query:?}");
-            let encoding = match p.encoding {
-                Encoding::Opus => "opus",
-                Encoding::PcmS16le => "pcm_s16le",
-            };
-            let canonical = format!(
-                "encoding={encoding}&sample_rate={}&partials={}&language={}",
-                p.sample_rate_hz, p.partials, p.language
+            assert!(
+                p.language.as_deref().is_none_or(|l| l == "en"),
+                "{query:?}"
             );
+            let canonical = p.to_query();
             let again = ListenParams::from_query(Some(&canonical));
             assert_eq!(again.as_ref(), Ok(&p), "{query:?} -> {canonical:?}");
         }
-        Err(message) => {
+        Err(e) => {
+            let message = e.to_string();
             assert!(!message.is_empty(), "{query:?}: empty error");
             // Debug-escaping a value can at most take 10 bytes per input byte.
             assert!(
@@ -83,7 +79,8 @@ fn check_control(text: &str) {
             let canonical = format!(r#"{{"type":"{name}"}}"#);
             assert_eq!(ClientMessage::parse(&canonical), Ok(m));
         }
-        Err(message) => {
+        Err(e) => {
+            let message = e.to_string();
             assert!(message.starts_with("bad control message"), "{message}");
             // Errors used to quote the input Debug-escaped, up to 6 bytes
             // back per byte in (docs/reliability.md, B3).

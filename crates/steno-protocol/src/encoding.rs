@@ -1,0 +1,31 @@
+//! Audio encodings: the `encoding` query value in, the decoder a session builds out.
+
+use serde::{Deserialize, Serialize};
+
+/// How the client encodes the audio in its binary messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// One raw Opus packet per message (libopus or browser WebCodecs), mono or
+    /// stereo, 2.5 to 120 ms.
+    Opus,
+    /// Little-endian signed 16-bit mono samples.
+    PcmS16le,
+}
+
+impl Encoding {
+    /// The name used in queries and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opus => "opus",
+            Self::PcmS16le => "pcm_s16le",
+        }
+    }
+
+    /// Parses a query value.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Opus, Self::PcmS16le]
+            .into_iter()
+            .find(|e| e.as_str() == name)
+    }
+}

@@ -1,0 +1,255 @@
+//! The server: a bound TCP listener, a config and a shutdown signal in; HTTP connections served until shutdown, then a graceful drain.
+//!
+//! Shutdown has two phases under one cancellation root: first stop admitting
+//! and let open sessions finish their current utterance and send its final
+//! (up to `server.drain_timeout_s`), then close whatever is left with 1001.
+//!
+//! Connections are served by hyper's HTTP/1 with steno's settings
+//! ([`http_connection`]) and the axum router of `transport`;
+//! `examples/autobahn_echo.rs` serves with the same settings.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::admission::AdmissionController;
+use crate::config::{Config, Invalid};
+use crate::session::registry::SessionRegistry;
+use crate::session::{SessionConfig, SessionContext};
+use crate::transport::{AppState, router};
+use crate::worker::whisper::WhisperModel;
+use crate::worker::{JobQueue, TranscriberFactory, WorkerError, WorkerPool};
+
+/// The `[server]` configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP/WebSocket listener binds.
+    pub listen: SocketAddr,
+    /// Serve the browser demo page at `/`.
+    pub web_demo: bool,
+    /// Folder holding the demo page, relative to the working directory.
+    pub web_demo_dir: PathBuf,
+    /// How long open sessions may take to flush their finals on shutdown.
+    pub drain_timeout_s: f32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            web_demo: true,
+            web_demo_dir: PathBuf::from("web-demo"),
+            drain_timeout_s: 10.0,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let drain = self.drain_timeout_s;
+        if drain.is_nan() || drain < 0.0 || drain.is_infinite() {
+            return Err(Invalid::new(
+                "server.drain_timeout_s",
+                "must be 0 or more seconds",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot start the worker pool: {0}")]
+    Workers(#[from] WorkerError),
+    #[error("listener failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds the transcriber factory (loads the model). Runs on a blocking thread.
+pub type ModelLoader = Box<dyn FnOnce() -> Result<Arc<dyn TranscriberFactory>, WorkerError> + Send>;
+
+/// The loader for the configured Whisper model.
+pub fn whisper_loader(config: &Config) -> ModelLoader {
+    let model = config.model.clone();
+    let threads = config.workers.threads_per_worker;
+    Box::new(move || {
+        let started = std::time::Instant::now();
+        let m = WhisperModel::load(&model, threads)?;
+        tracing::info!(path = %model.path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "model loaded");
+        Ok(Arc::new(m) as Arc<dyn TranscriberFactory>)
+    })
+}
+
+/// Serves on `listener` until `shutdown` resolves, then drains and returns.
+/// Fails if the model cannot be loaded.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    loader: ModelLoader,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let metrics = crate::metrics::install();
+    let config = Arc::new(config);
+    let queue = Arc::new(JobQueue::new(config.workers.lane_capacities()));
+    let root = CancellationToken::new();
+    let state = Arc::new(AppState {
+        config: config.clone(),
+        admission: AdmissionController::new(config.admission.max_sessions),
+        sessions: SessionContext {
+            session: config.session.clone(),
+            vad: config.vad.clone(),
+            queue: queue.clone(),
+            registry: SessionRegistry::default(),
+            draining: root.child_token(),
+            hard_stop: CancellationToken::new(),
+        },
+        model_ready: AtomicBool::new(false),
+        metrics,
+        tracker: TaskTracker::new(),
+    });
+    let app = router(state.clone());
+
+    let pool: Arc<OnceCell<WorkerPool>> = Arc::new(OnceCell::new());
+    let (load_failed_tx, load_failed) = tokio::sync::oneshot::channel();
+    let loading = tokio::task::spawn_blocking({
+        let state = state.clone();
+        let pool = pool.clone();
+        let workers = config.workers.resolved_count();
+        move || {
+            let started = loader().and_then(|factory| WorkerPool::start(factory, workers, queue));
+            match started {
+                Ok(p) => {
+                    let _ = pool.set(p);
+                    state.model_ready.store(true, Ordering::SeqCst);
+                }
+                Err(e) => {
+                    let _ = load_failed_tx.send(e);
+                }
+            }
+        }
+    });
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    tokio::pin!(shutdown);
+    tokio::pin!(load_failed);
+    let mut loading_done = false;
+    let result = loop {
+        tokio::select! {
+            _ = &mut shutdown => break Ok(()),
+            failed = &mut load_failed, if !loading_done => {
+                loading_done = true;
+                if let Ok(e) = failed {
+                    break Err(ServerError::Workers(e));
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let service = TowerToHyperService::new(app.clone());
+                    state.tracker.spawn(serve_connection(state.clone(), service, stream, peer));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    };
+    drop(listener);
+    drain(&state, &root).await;
+    let _ = loading.await;
+    if let Some(pool) = Arc::into_inner(pool).and_then(OnceCell::into_inner) {
+        let _ = tokio::task::spawn_blocking(move || pool.shutdown()).await;
+    } else {
+        state.sessions.queue.close();
+    }
+    tracing::info!("server stopped");
+    result
+}
+
+/// Phase 1: stop admitting, let sessions finish their utterance; phase 2 at
+/// the deadline: close the rest now.
+async fn drain(state: &AppState, root: &CancellationToken) {
+    state.admission.close();
+    root.cancel();
+    state.tracker.close();
+    let deadline = Duration::from_secs_f32(state.config.server.drain_timeout_s);
+    let open: Vec<String> = state
+        .sessions
+        .registry
+        .list()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    tracing::info!(open_sessions = state.admission.in_use(), sessions = ?open, "draining");
+    if tokio::time::timeout(deadline, state.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open_sessions = state.admission.in_use(),
+            "drain deadline passed; closing the rest"
+        );
+        state.sessions.hard_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), state.tracker.wait()).await;
+    }
+}
+
+/// HTTP/1 with keep-alive; a client has `session.handshake_timeout_s` to
+/// send its request headers (slowloris connections are cut there).
+pub fn http_connection(session: &SessionConfig) -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs_f32(session.handshake_timeout_s))
+        .keep_alive(true);
+    builder
+}
+
+async fn serve_connection<S>(
+    state: Arc<AppState>,
+    service: S,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let handshake = Duration::from_secs_f32(state.config.session.handshake_timeout_s);
+    let draining = state.sessions.draining.clone();
+    let conn = http_connection(&state.config.session)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        }
+        _ = draining.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(handshake, conn).await;
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! `/v1/listen`, protocol v1 over WebSocket: an upgrade request in, a session (or a clear refusal over the socket) out; client frames to session input, pipeline events to protocol v1 JSON.
+//!
+//! Refusals (over capacity, model loading, bad query) are sent after the
+//! upgrade as a protocol error message plus a close code, because browsers
+//! cannot read the body of a failed upgrade. Token and Origin checks come
+//! first, as plain HTTP.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, UPGRADE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use steno_audio::codec::AudioDecoder;
+use steno_protocol::{ApiError, ClientMessage, Close, ErrorCode, ListenParams, ServerMessage};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tracing::Instrument;
+
+use super::AppState;
+use super::http::ApiResponse;
+use super::socket::{self, Read, websocket_accept_key, websocket_config};
+use crate::admission::{AdmissionError, SessionPermit};
+use crate::metrics;
+use crate::pipeline::Event;
+use crate::session::registry::format_id;
+use crate::session::{Input, Session, SessionEnd};
+
+/// The answer to a request that is not a WebSocket (version 13) upgrade.
+pub fn upgrade_required() -> Response {
+    ApiResponse(ApiError::new(
+        ErrorCode::BadRequest,
+        "this endpoint speaks WebSocket (version 13) only",
+    ))
+    .into_response_with(StatusCode::UPGRADE_REQUIRED)
+}
+
+/// The answer that completes the handshake.
+pub fn switching_protocols(accept: String) -> Response {
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(CONNECTION, HeaderValue::from_static("upgrade"))
+        .header(UPGRADE, HeaderValue::from_static("websocket"))
+        .header(SEC_WEBSOCKET_ACCEPT, accept)
+        .body(Body::empty())
+        .expect("static headers are valid")
+}
+
+/// Completes an upgrade on the runtime and hands the socket to `serve`;
+/// answers 101 now. Shared by the WebSocket doors.
+pub fn upgrade<F, Fut>(state: &AppState, mut req: Request, serve: F) -> Response
+where
+    F: FnOnce(WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(accept) = websocket_accept_key(req.headers()) else {
+        return upgrade_required();
+    };
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return upgrade_required();
+    };
+    let ws_config = websocket_config(&state.config.session);
+    state.tracker.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(ws_config))
+                .await;
+        serve(ws).await;
+    });
+    switching_protocols(accept)
+}
+
+/// A refusal before a session starts: the error and when to retry.
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after_s: Option<u32>,
+}
+
+/// Takes a session slot, or says why not.
+pub fn admit(state: &AppState) -> Result<SessionPermit, Refusal> {
+    if !state.model_ready.load(Ordering::SeqCst) {
+        return Err(Refusal {
+            code: ErrorCode::NotReady,
+            message: "the model is still loading; retry in a few seconds".to_string(),
+            retry_after_s: Some(state.config.admission.retry_after_s),
+        });
+    }
+    state.admission.try_admit().map_err(|e| match e {
+        AdmissionError::OverCapacity { .. } => Refusal {
+            code: ErrorCode::OverCapacity,
+            message: e.to_string(),
+            retry_after_s: Some(state.config.admission.retry_after_s),
+        },
+        AdmissionError::Closed => Refusal {
+            code: ErrorCode::ShuttingDown,
+            message: "the server is shutting down".to_string(),
+            retry_after_s: None,
+        },
+    })
+}
+
+/// `GET /v1/listen`.
+pub async fn listen(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    if let Err(refusal) = state.config.auth.check(req.headers(), req.uri().query()) {
+        return ApiResponse(refusal).into_response();
+    }
+    let params = ListenParams::from_query(req.uri().query())
+        .and_then(|p| p.check_language(&state.config.model.language).map(|()| p));
+    let admitted = match params {
+        Err(e) => Err(Refusal {
+            code: ErrorCode::BadRequest,
+            message: e.to_string(),
+            retry_after_s: None,
+        }),
+        Ok(params) => admit(&state).map(|permit| (params, permit)),
+    };
+    let app = state.clone();
+    upgrade(&state, req, move |ws| async move {
+        match admitted {
+            Ok((params, permit)) => {
+                serve_v1(ws, params, permit, &app).await;
+            }
+            Err(r) => {
+                metrics::error_sent(r.code);
+                let m = ServerMessage::Error {
+                    code: r.code,
+                    message: r.message,
+                    retry_after_s: r.retry_after_s,
+                };
+                socket::refuse(ws, m.to_json(), Close::Error(r.code)).await;
+            }
+        }
+    })
+}
+
+/// Runs one protocol v1 session on an upgraded socket. The permit is held
+/// until this returns.
+async fn serve_v1<W>(
+    ws: W,
+    params: ListenParams,
+    permit: SessionPermit,
+    state: &AppState,
+) -> SessionEnd
+where
+    W: futures_util::Stream<
+            Item = Result<
+                tokio_tungstenite::tungstenite::Message,
+                tokio_tungstenite::tungstenite::Error,
+            >,
+        > + futures_util::Sink<tokio_tungstenite::tungstenite::Message>
+        + Send
+        + Unpin
+        + 'static,
+{
+    let ctx = &state.sessions;
+    let started = std::time::Instant::now();
+    let opened = AudioDecoder::new(params.encoding, params.sample_rate_hz)
+        .map_err(|e| e.to_string())
+        .and_then(|decoder| {
+            Session::open("v1", decoder, params.partials, ctx).map_err(|e| e.to_string())
+        });
+    let (session, outbox) = match opened {
+        Ok(opened) => opened,
+        Err(error) => {
+            tracing::error!(%error, "cannot set up the audio front end");
+            let m = ServerMessage::error(
+                ErrorCode::Internal,
+                "the server could not start this session",
+            );
+            socket::refuse(ws, m.to_json(), Close::Error(ErrorCode::Internal)).await;
+            return SessionEnd::Error(ErrorCode::Internal);
+        }
+    };
+    let session_id = format_id(session.id());
+    let span = tracing::info_span!("session", id = %session_id, encoding = ?params.encoding);
+    let ready = ServerMessage::Ready {
+        session_id,
+        encoding: params.encoding,
+        sample_rate_hz: params.sample_rate_hz,
+    };
+    async move {
+        tracing::info!("session started");
+        let end = socket::serve(
+            ws,
+            session,
+            outbox,
+            vec![ready.to_json()],
+            input,
+            |event| message(event).map(|m| m.to_json()).into_iter().collect(),
+            &ctx.session,
+        )
+        .await;
+        tracing::info!(
+            ?end,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "session ended"
+        );
+        drop(permit);
+        end
+    }
+    .instrument(span)
+    .await
+}
+
+/// A client frame as protocol v1 reads it.
+fn input(read: Read) -> Input {
+    match read {
+        Read::Binary(bytes) => Input::Audio(bytes),
+        Read::Text(text) => match ClientMessage::parse(text.as_str()) {
+            Ok(m) => Input::Control(m),
+            Err(e) => Input::Rejected(ErrorCode::BadRequest, e.to_string()),
+        },
+        Read::Closed => Input::ClientClosed,
+        Read::Broken { close, message } => Input::Broken { close, message },
+    }
+}
+
+/// A pipeline event as protocol v1 says it; None for the close (the writer
+/// sends the frame).
+fn message(event: Event) -> Option<ServerMessage> {
+    Some(match event {
+        Event::SpeechStarted {
+            utterance,
+            start_ms,
+        } => ServerMessage::SpeechStarted {
+            utterance,
+            start_ms,
+        },
+        Event::Partial {
+            utterance,
+            text,
+            start_ms,
+            end_ms,
+        } => ServerMessage::Partial {
+            utterance,
+            text,
+            start_ms,
+            end_ms,
+        },
+        Event::Final {
+            utterance,
+            text,
+            start_ms,
+            end_ms,
+            processing_ms,
+        } => ServerMessage::Final {
+            utterance,
+            text,
+            start_ms,
+            end_ms,
+            processing_ms,
+        },
+        Event::End {
+            utterances,
+            audio_ms,
+        } => ServerMessage::End {
+            utterances,
+            audio_ms,
+        },
+        Event::Error { code, message } => ServerMessage::error(code, message),
+        Event::Close(_) => return None,
+    })
+}

@@ -1,0 +1,18 @@
+//! The doors: HTTP requests and WebSocket connections in, sessions on the one pipeline and HTTP answers out.
+//!
+//! ```text
+//! http    the axum router: /health, /ready, /metrics, /v1/sessions, the demo page,
+//!         and the routes of every door below; one mapping from errors to statuses
+//! listen  /v1/listen: protocol v1 over WebSocket (a thin adapter over `session`)
+//! socket  what every WebSocket door shares: handshake, limits, reads, a writer
+//!         with deadlines, the close codes
+//! ```
+//!
+//! A new door plugs in as a route in `http::router` and a module here that
+//! maps its messages to `session::Input` and `pipeline::Event`s to its own.
+
+pub mod http;
+pub mod listen;
+pub mod socket;
+
+pub use http::{AppState, router};

@@ -1,0 +1,279 @@
+//! What every WebSocket door shares: the handshake and the socket's limits, client frames in as [`Read`]s, a writer that sends with a deadline and closes with the one close-code mapping, and the run of a session between them.
+//!
+//! A door supplies two mappings: its client's [`Read`]s into session
+//! [`Input`]s, and pipeline [`Event`]s into its text messages. Everything
+//! else (the reader and writer tasks joined by the bounded outbox, send
+//! timeouts, how read errors close the socket, how a vanished client frees
+//! its slot) is here once. `examples/autobahn_echo.rs` serves the Autobahn
+//! conformance cases with these same pieces.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use steno_protocol::{Close, ErrorCode};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::pipeline::{Event, Outbox};
+use crate::session::{Input, Session, SessionConfig, SessionEnd};
+use axum::http::HeaderMap;
+use axum::http::header::{SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE};
+
+/// The `Sec-WebSocket-Accept` value answering a WebSocket (version 13)
+/// upgrade request, or None when `headers` ask for no such upgrade.
+pub fn websocket_accept_key(headers: &HeaderMap) -> Option<String> {
+    let is_upgrade = headers
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = headers
+        .get(SEC_WEBSOCKET_KEY)
+        .map(|k| derive_accept_key(k.as_bytes()));
+    let version_ok = headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    key.filter(|_| is_upgrade && version_ok)
+}
+
+/// The limits of every session's socket: messages and frames up to
+/// `session.max_message_bytes` (larger ones close it with 1009), at most
+/// 4 MiB waiting to be written. No extensions are offered, so no
+/// permessage-deflate.
+pub fn websocket_config(session: &SessionConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(session.max_message_bytes))
+        .max_frame_size(Some(session.max_message_bytes))
+        .max_write_buffer_size(4 << 20)
+}
+
+/// One thing the client did, as a door sees it.
+#[derive(Debug)]
+pub enum Read {
+    Text(Utf8Bytes),
+    Binary(Bytes),
+    /// A close frame.
+    Closed,
+    /// The stream broke in a way the client is told about.
+    Broken {
+        close: Close,
+        message: Option<(ErrorCode, String)>,
+    },
+}
+
+/// Turns a read result into a [`Read`]; None for frames tungstenite handles
+/// itself (pings are answered by it) and for a vanished client, which ends
+/// the stream.
+fn classify(
+    next: Result<Message, tungstenite::Error>,
+    max_message_bytes: usize,
+) -> Option<Option<Read>> {
+    use tungstenite::Error as E;
+    Some(Some(match next {
+        Ok(Message::Text(t)) => Read::Text(t),
+        Ok(Message::Binary(b)) => Read::Binary(b),
+        Ok(Message::Close(_)) => Read::Closed,
+        Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => return Some(None),
+        Err(E::Capacity(detail)) => Read::Broken {
+            close: Close::Error(ErrorCode::MessageTooLarge),
+            message: Some((
+                ErrorCode::MessageTooLarge,
+                format!("message too large ({detail}); the limit is {max_message_bytes} bytes"),
+            )),
+        },
+        Err(E::Utf8(_)) => Read::Broken {
+            close: Close::InvalidUtf8,
+            message: Some((
+                ErrorCode::BadRequest,
+                "text message is not valid UTF-8".to_string(),
+            )),
+        },
+        Err(E::Protocol(p)) => {
+            tracing::info!(error = %p, "WebSocket protocol error");
+            Read::Broken {
+                close: Close::ProtocolError,
+                message: None,
+            }
+        }
+        Err(other) => {
+            tracing::debug!(error = %other, "connection lost");
+            return None;
+        }
+    }))
+}
+
+/// The client's side of a socket as a stream of [`Read`]s; it ends when the
+/// client vanishes, and after a close frame or a broken read.
+pub fn reads<St>(stream: St, max_message_bytes: usize) -> impl Stream<Item = Read> + Unpin
+where
+    St: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    let mut ended = false;
+    Box::pin(
+        stream
+            .map(move |next| classify(next, max_message_bytes))
+            .take_while(|r| std::future::ready(r.is_some()))
+            .filter_map(|r| std::future::ready(r.flatten()))
+            .take_while(move |r| {
+                let more = !ended;
+                ended = matches!(r, Read::Closed | Read::Broken { .. });
+                std::future::ready(more)
+            }),
+    )
+}
+
+/// How a writer ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriterEnd {
+    Closed { code: u16 },
+    ClientGone,
+    SlowConsumer,
+}
+
+/// The server's side of a socket: every send bounded by `send_timeout`.
+pub struct SocketWriter<S> {
+    sink: S,
+    send_timeout: Duration,
+}
+
+impl<S: Sink<Message> + Unpin> SocketWriter<S> {
+    pub fn new(sink: S, send_timeout: Duration) -> Self {
+        Self { sink, send_timeout }
+    }
+
+    pub async fn send(&mut self, message: Message) -> Result<(), WriterEnd> {
+        match tokio::time::timeout(self.send_timeout, self.sink.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(WriterEnd::ClientGone),
+            Err(_) => {
+                crate::metrics::error_sent(ErrorCode::SlowConsumer);
+                tracing::info!("client stopped reading; closing the session");
+                Err(WriterEnd::SlowConsumer)
+            }
+        }
+    }
+
+    pub async fn send_text(&mut self, text: String) -> Result<(), WriterEnd> {
+        self.send(Message::text(text)).await
+    }
+
+    /// Sends the close frame for `close` and flushes.
+    pub async fn close(&mut self, close: Close) -> WriterEnd {
+        let frame = CloseFrame {
+            code: CloseCode::from(close.code()),
+            reason: close.reason().into(),
+        };
+        let sink = &mut self.sink;
+        match tokio::time::timeout(self.send_timeout, async {
+            // After a client's close frame tungstenite has queued its own
+            // reply and refuses ours; the flush still sends the reply.
+            let _ = sink.send(Message::Close(Some(frame))).await;
+            sink.flush().await
+        })
+        .await
+        {
+            Ok(Ok(())) => WriterEnd::Closed { code: close.code() },
+            Ok(Err(_)) => WriterEnd::ClientGone,
+            Err(_) => WriterEnd::SlowConsumer,
+        }
+    }
+}
+
+/// Sends `first` (the door's greeting), then every event of `outbox` as
+/// the door's text messages, until the close.
+async fn write_loop<S, F>(
+    mut writer: SocketWriter<S>,
+    first: Vec<String>,
+    mut outbox: Outbox,
+    mut speak: F,
+    done: CancellationToken,
+) -> WriterEnd
+where
+    S: Sink<Message> + Unpin,
+    F: FnMut(Event) -> Vec<String>,
+{
+    let end = async {
+        for text in first {
+            writer.send_text(text).await?;
+        }
+        while let Some(event) = outbox.next().await {
+            if let Event::Close(close) = event {
+                return Err(writer.close(close).await);
+            }
+            for text in speak(event) {
+                writer.send_text(text).await?;
+            }
+        }
+        // The session ended without a close: the client is gone.
+        Err(WriterEnd::ClientGone)
+    }
+    .await;
+    done.cancel();
+    match end {
+        Ok(()) => WriterEnd::ClientGone,
+        Err(end) => end,
+    }
+}
+
+/// Runs one session over a WebSocket: a writer task speaks `outbox`'s
+/// events (after `first`), the session reads `listen`'s mapping of the
+/// client's frames. Returns how the session ended.
+pub async fn serve<W, L, F>(
+    ws: W,
+    session: Session,
+    outbox: Outbox,
+    first: Vec<String>,
+    mut listen: L,
+    speak: F,
+    config: &SessionConfig,
+) -> SessionEnd
+where
+    W: Stream<Item = Result<Message, tungstenite::Error>> + Sink<Message> + Send + Unpin + 'static,
+    L: FnMut(Read) -> Input,
+    F: FnMut(Event) -> Vec<String> + Send + 'static,
+{
+    let (sink, stream) = ws.split::<Message>();
+    let done = CancellationToken::new();
+    let writer = tokio::spawn(
+        write_loop(
+            SocketWriter::new(sink, Duration::from_secs_f32(config.send_timeout_s)),
+            first,
+            outbox,
+            speak,
+            done.clone(),
+        )
+        .in_current_span(),
+    );
+    let inputs = reads(stream, config.max_message_bytes).map(&mut listen);
+    let end = session.run(inputs, done).await;
+    if end == SessionEnd::ClientGone {
+        // Nobody will read what the writer holds: dropping it now drops the
+        // reply channels of queued finals, so workers skip them, and frees
+        // the slot without waiting for a job already running.
+        writer.abort();
+    }
+    match writer.await {
+        Ok(WriterEnd::Closed { .. }) => end,
+        Ok(WriterEnd::SlowConsumer) => SessionEnd::Error(ErrorCode::SlowConsumer),
+        Ok(WriterEnd::ClientGone) | Err(_) => match end {
+            SessionEnd::Completed => SessionEnd::ClientGone,
+            other => other,
+        },
+    }
+}
+
+/// Refuses an upgraded connection: `text` (the door's error message), then
+/// the close, within 5 s.
+pub async fn refuse<W>(ws: W, text: String, close: Close)
+where
+    W: Sink<Message> + Unpin,
+{
+    let mut writer = SocketWriter::new(ws, Duration::from_secs(5));
+    if writer.send_text(text).await.is_ok() {
+        writer.close(close).await;
+    }
+}

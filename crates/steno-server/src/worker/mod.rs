@@ -1,0 +1,407 @@
+//! The worker pool: transcription jobs (16 kHz utterance audio) in, text out on each job's reply channel.
+//!
+//! A fixed number of named OS threads (`steno-worker-N`), each owning one
+//! `Transcriber` (for Whisper: one `WhisperState` over the one shared
+//! model), warmed up before the pool reports ready. Blocking model work never
+//! runs on the async runtime. Scheduling policy (the lanes) lives in
+//! `queue`, core sharing in `cores`, the typed config in `config`.
+
+mod config;
+mod cores;
+mod queue;
+pub mod text;
+pub mod whisper;
+
+pub use config::{ModelConfig, WorkersConfig};
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use cores::Cores;
+pub use queue::{
+    JobQueue, LANES, Lane, LaneCapacities, LaneSpec, LiveGuard, QueueClosed, Starts, WhenFull,
+};
+
+use crate::metrics;
+
+/// Kind of inference job: picks its lane, and the only label on worker series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    Final,
+    Partial,
+    /// A final started at a pause, on the early lane (see `pipeline`);
+    /// requeued as `Final` if the utterance ends before it runs.
+    Early,
+    /// A chunk of a file job.
+    Batch,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Final => "final",
+            JobKind::Partial => "partial",
+            JobKind::Early => "early",
+            JobKind::Batch => "batch",
+        }
+    }
+}
+
+/// Why the model could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("model file {path} not found (run `make model` or set model.path)")]
+    Missing { path: std::path::PathBuf },
+    #[error("model path {path} is not UTF-8")]
+    NotUtf8 { path: std::path::PathBuf },
+    #[error("whisper.cpp cannot load {path}: {source}")]
+    Whisper {
+        path: std::path::PathBuf,
+        source: whisper_rs::WhisperError,
+    },
+    #[error("cannot create a whisper state: {0}")]
+    State(whisper_rs::WhisperError),
+    #[error("a worker thread died while starting")]
+    ThreadDied,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("cannot load the model: {0}")]
+    Load(#[from] LoadError),
+    #[error("inference failed: {0}")]
+    Inference(Box<dyn std::error::Error + Send + Sync>),
+    #[error("inference panicked")]
+    Panicked,
+    /// A running partial gave its cores to a final (see `cores`).
+    #[error("inference aborted for a final")]
+    Aborted,
+    #[error("cannot start worker thread: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// One unit of model work.
+pub struct Job {
+    pub kind: JobKind,
+    /// The submitting session, so its older partial can be replaced.
+    pub session: u64,
+    /// 16 kHz mono samples in [-1, 1].
+    pub audio: Vec<f32>,
+    /// Where the result goes; a dropped receiver means nobody wants it.
+    pub reply: oneshot::Sender<JobResult>,
+    pub enqueued_at: Instant,
+    /// A partial that waited longer than this is shed (finals ignore it).
+    pub stale_after: Duration,
+}
+
+pub type JobResult = Result<Transcript, WorkerError>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transcript {
+    pub text: String,
+    /// Wall time of the inference alone.
+    pub inference: Duration,
+}
+
+/// Turns audio into text. One instance per worker thread; it may keep
+/// mutable scratch state (Whisper's KV cache, mel buffers).
+pub trait Transcriber: Send {
+    fn transcribe(&mut self, audio: &[f32], kind: JobKind) -> Result<String, WorkerError>;
+
+    /// CPU threads for the next `transcribe` calls.
+    fn set_threads(&mut self, _threads: usize) {}
+
+    /// A flag that, once set, should make a running `transcribe` stop soon
+    /// with [`WorkerError::Aborted`]. Transcribers that cannot stop ignore it.
+    fn set_abort_flag(&mut self, _flag: Arc<AtomicBool>) {}
+}
+
+/// Makes a fresh `Transcriber`: at start-up for each worker, and again when
+/// one panicked and its state cannot be trusted.
+pub trait TranscriberFactory: Send + Sync + 'static {
+    fn create(&self) -> Result<Box<dyn Transcriber>, WorkerError>;
+
+    /// Each worker's own share of CPU threads (`workers.threads_per_worker`).
+    fn threads_per_worker(&self) -> usize {
+        1
+    }
+}
+
+/// The running pool. Dropping it does not stop the threads; call `shutdown`.
+pub struct WorkerPool {
+    queue: Arc<JobQueue>,
+    threads: Vec<JoinHandle<()>>,
+    ready: Arc<AtomicUsize>,
+}
+
+impl WorkerPool {
+    /// Starts `count` workers and blocks until each has built and warmed up
+    /// its transcriber. Call it from a blocking context.
+    pub fn start(
+        factory: Arc<dyn TranscriberFactory>,
+        count: usize,
+        queue: Arc<JobQueue>,
+    ) -> Result<Self, WorkerError> {
+        let ready = Arc::new(AtomicUsize::new(0));
+        let share = factory.threads_per_worker().max(1);
+        let cores = Arc::new(Cores::new(count * share));
+        queue.attach_pool(cores.clone(), count);
+        let (started_tx, started_rx) = std::sync::mpsc::sync_channel(count);
+        let mut threads = Vec::with_capacity(count);
+        for index in 0..count {
+            let factory = factory.clone();
+            let queue = queue.clone();
+            let ready = ready.clone();
+            let cores = cores.clone();
+            let started_tx = started_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("steno-worker-{index}"))
+                .spawn(move || {
+                    let transcriber = factory.create().and_then(|mut t| {
+                        warm_up(t.as_mut())?;
+                        Ok(t)
+                    });
+                    match transcriber {
+                        Ok(t) => {
+                            ready.fetch_add(1, Ordering::SeqCst);
+                            metrics::gauge_workers_ready(ready.load(Ordering::SeqCst));
+                            let _ = started_tx.send(Ok(()));
+                            let worker = Worker {
+                                index,
+                                share,
+                                total: count * share,
+                                cores: &cores,
+                                queue: &queue,
+                            };
+                            worker.run(t, factory.as_ref());
+                            ready.fetch_sub(1, Ordering::SeqCst);
+                            metrics::gauge_workers_ready(ready.load(Ordering::SeqCst));
+                        }
+                        Err(e) => {
+                            let _ = started_tx.send(Err(e));
+                        }
+                    }
+                })
+                .map_err(WorkerError::Spawn)?;
+            threads.push(handle);
+        }
+        drop(started_tx);
+        for _ in 0..count {
+            match started_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    queue.close();
+                    return Err(e);
+                }
+                Err(_) => {
+                    queue.close();
+                    return Err(LoadError::ThreadDied.into());
+                }
+            }
+        }
+        tracing::info!(workers = count, "worker pool warmed up and ready");
+        Ok(Self {
+            queue,
+            threads,
+            ready,
+        })
+    }
+
+    pub fn queue(&self) -> &Arc<JobQueue> {
+        &self.queue
+    }
+
+    /// Workers currently serving.
+    pub fn ready_workers(&self) -> usize {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Closes the queue, lets workers finish queued finals, and joins them.
+    pub fn shutdown(self) {
+        self.queue.close();
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One inference on a second of silence: the first call allocates buffers
+/// and pages the weights in, so the first user does not pay for it.
+fn warm_up(t: &mut dyn Transcriber) -> Result<(), WorkerError> {
+    let started = Instant::now();
+    t.transcribe(&vec![0.0; 16_000], JobKind::Final)?;
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "worker warmed up"
+    );
+    Ok(())
+}
+
+/// One worker thread's view of the pool.
+struct Worker<'a> {
+    index: usize,
+    /// Its own share of cores; `total` is the pool's.
+    share: usize,
+    total: usize,
+    cores: &'a Cores,
+    queue: &'a JobQueue,
+}
+
+impl Worker<'_> {
+    fn run(&self, mut transcriber: Box<dyn Transcriber>, factory: &dyn TranscriberFactory) {
+        let slot = self.cores.register();
+        transcriber.set_abort_flag(slot.abort.clone());
+        while let Some(job) = self.queue.pop_blocking() {
+            if job.reply.is_closed() {
+                // The session is gone (client vanished): nobody reads the result.
+                continue;
+            }
+            let partial = job.kind == JobKind::Partial;
+            let alone = self.queue.waiting() == 0;
+            if !alone {
+                self.cores.note_contention();
+            }
+            // A final with nothing behind it, on a calm pool, borrows the
+            // idle workers' cores.
+            let want = if !partial && alone && self.cores.calm() {
+                self.total
+            } else {
+                self.share
+            };
+            let threads = self.cores.take(&slot, partial, self.share, want);
+            transcriber.set_threads(threads);
+            let started = Instant::now();
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                transcriber.transcribe(&job.audio, job.kind)
+            }));
+            let inference = started.elapsed();
+            self.cores.give_back(&slot, threads);
+            metrics::inference_done(
+                job.kind,
+                inference.as_secs_f64(),
+                job.audio.len() as f64 / 16_000.0,
+            );
+            let result = match outcome {
+                Ok(Ok(text)) => Ok(Transcript { text, inference }),
+                Ok(Err(WorkerError::Aborted)) if partial => {
+                    tracing::debug!(worker = self.index, "partial aborted for a final");
+                    metrics::partials_shed(1);
+                    Err(WorkerError::Aborted)
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(worker = self.index, error = %e, "inference failed");
+                    Err(e)
+                }
+                Err(_) => {
+                    metrics::worker_panicked();
+                    tracing::error!(
+                        worker = self.index,
+                        "inference panicked; rebuilding this worker's model state"
+                    );
+                    match factory.create() {
+                        Ok(fresh) => {
+                            transcriber = fresh;
+                            transcriber.set_abort_flag(slot.abort.clone());
+                        }
+                        Err(e) => {
+                            tracing::error!(worker = self.index, error = %e, "cannot rebuild worker state; worker stops");
+                            let _ = job.reply.send(Err(WorkerError::Panicked));
+                            return;
+                        }
+                    }
+                    Err(WorkerError::Panicked)
+                }
+            };
+            let _ = job.reply.send(result);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Echoes the audio length; panics on audio of length 13.
+    struct Fake;
+    impl Transcriber for Fake {
+        fn transcribe(&mut self, audio: &[f32], _kind: JobKind) -> Result<String, WorkerError> {
+            assert_ne!(audio.len(), 13, "injected panic");
+            Ok(format!("{} samples", audio.len()))
+        }
+    }
+    struct FakeFactory;
+    impl TranscriberFactory for FakeFactory {
+        fn create(&self) -> Result<Box<dyn Transcriber>, WorkerError> {
+            Ok(Box::new(Fake))
+        }
+    }
+
+    fn job(audio: usize) -> (Job, oneshot::Receiver<JobResult>) {
+        let (reply, rx) = oneshot::channel();
+        (
+            Job {
+                kind: JobKind::Final,
+                session: 1,
+                audio: vec![0.0; audio],
+                reply,
+                enqueued_at: Instant::now(),
+                stale_after: Duration::from_secs(1),
+            },
+            rx,
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pool_transcribes_and_survives_a_panic() {
+        let queue = Arc::new(JobQueue::new(LaneCapacities {
+            finals: 8,
+            speculative: 8,
+            batch: 8,
+        }));
+        let pool = tokio::task::spawn_blocking({
+            let queue = queue.clone();
+            move || WorkerPool::start(Arc::new(FakeFactory), 2, queue)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(pool.ready_workers(), 2);
+        let (j, rx) = job(13);
+        queue.push_final(j).await.unwrap();
+        assert!(matches!(rx.await.unwrap(), Err(WorkerError::Panicked)));
+        for n in [100, 200, 300] {
+            let (j, rx) = job(n);
+            queue.push_final(j).await.unwrap();
+            assert_eq!(rx.await.unwrap().unwrap().text, format!("{n} samples"));
+        }
+        assert_eq!(pool.ready_workers(), 2);
+        tokio::task::spawn_blocking(move || pool.shutdown())
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn failing_factory_fails_start() {
+        struct Broken;
+        impl TranscriberFactory for Broken {
+            fn create(&self) -> Result<Box<dyn Transcriber>, WorkerError> {
+                Err(LoadError::Missing {
+                    path: "no such file".into(),
+                }
+                .into())
+            }
+        }
+        let queue = Arc::new(JobQueue::new(LaneCapacities {
+            finals: 1,
+            speculative: 1,
+            batch: 1,
+        }));
+        let err = WorkerPool::start(Arc::new(Broken), 2, queue).err().unwrap();
+        assert!(err.to_string().contains("no such file"));
+    }
+}
