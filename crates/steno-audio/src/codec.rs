@@ -15,7 +15,7 @@
 
 mod opus_packet;
 mod pcm;
-mod resample;
+pub(crate) mod resample;
 
 #[cfg(test)]
 mod tests;

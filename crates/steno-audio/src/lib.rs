@@ -10,7 +10,9 @@
 //!   |
 //! ring    the fixed-capacity ring buffer holding an open utterance's audio
 //!
-//! wav     WAV files in, 16 kHz mono samples out (tools, tests, benches)
+//! file    recordings in any container (WAV, FLAC, MP3, Ogg, WebM, MP4) in,
+//!         16 kHz mono samples out as a stream (file transcription)
+//! wav     16 kHz WAV files in, samples out (tools, tests, benches)
 //! ```
 //!
 //! Everything here is synchronous and allocation-bounded; the server's
@@ -19,6 +21,7 @@
 //! this crate directly, without the server.
 
 pub mod codec;
+pub mod file;
 pub mod ring;
 pub mod vad;
 pub mod wav;

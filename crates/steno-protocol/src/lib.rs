@@ -25,4 +25,4 @@ pub use control::{ClientMessage, ControlError};
 pub use encoding::Encoding;
 pub use error::{ApiError, ApiErrorBody, Close, ErrorCode};
 pub use listen::{ListenParams, OUTPUT_SAMPLE_RATE_HZ, PCM_SAMPLE_RATES_HZ, ParamError};
-pub use messages::ServerMessage;
+pub use messages::{ServerMessage, WordTiming};

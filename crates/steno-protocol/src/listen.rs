@@ -16,6 +16,8 @@ pub struct ListenParams {
     /// Sample rate of PCM input; Opus is always decoded at 16 kHz.
     pub sample_rate_hz: u32,
     pub partials: bool,
+    /// Word times on every final (`words=true`).
+    pub words: bool,
     /// The language the client says it speaks; `None` takes the server's.
     /// The server refuses a language its model does not speak.
     pub language: Option<String>,
@@ -27,6 +29,7 @@ impl Default for ListenParams {
             encoding: Encoding::Opus,
             sample_rate_hz: OUTPUT_SAMPLE_RATE_HZ,
             partials: true,
+            words: false,
             language: None,
         }
     }
@@ -41,6 +44,8 @@ pub enum ParamError {
     SampleRate(String),
     #[error("partials must be true or false, got {0:?}")]
     Partials(String),
+    #[error("words must be true or false, got {0:?}")]
+    Words(String),
     #[error("language {requested:?} is not served: this model speaks {served}")]
     Language { requested: String, served: String },
 }
@@ -65,11 +70,12 @@ impl ListenParams {
                         .ok_or_else(|| ParamError::SampleRate(value.to_string()))?;
                 }
                 "partials" => {
-                    params.partials = match value {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => return Err(ParamError::Partials(value.to_string())),
-                    }
+                    params.partials =
+                        boolean(value).ok_or_else(|| ParamError::Partials(value.to_string()))?
+                }
+                "words" => {
+                    params.words =
+                        boolean(value).ok_or_else(|| ParamError::Words(value.to_string()))?
                 }
                 "language" => params.language = Some(value.to_string()),
                 _ => {}
@@ -102,10 +108,21 @@ impl ListenParams {
         if self.encoding == Encoding::PcmS16le {
             q.push_str(&format!("&sample_rate={}", self.sample_rate_hz));
         }
+        if self.words {
+            q.push_str("&words=true");
+        }
         if let Some(language) = &self.language {
             q.push_str(&format!("&language={language}"));
         }
         q
+    }
+}
+
+fn boolean(value: &str) -> Option<bool> {
+    match value {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
     }
 }
 
@@ -137,6 +154,7 @@ mod tests {
             "encoding=mp3",
             "sample_rate=44100",
             "partials=maybe",
+            "words=yes",
             "language=fr",
         ] {
             let err = ListenParams::from_query(Some(q))
@@ -155,6 +173,7 @@ mod tests {
         for q in [
             "encoding=opus&partials=true",
             "encoding=pcm_s16le&partials=false&sample_rate=8000&language=en",
+            "encoding=opus&partials=true&words=true",
         ] {
             let p = ListenParams::from_query(Some(q)).unwrap();
             assert_eq!(p.to_query(), q);

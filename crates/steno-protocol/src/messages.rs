@@ -29,6 +29,9 @@ pub enum ServerMessage {
         start_ms: u64,
         end_ms: u64,
         processing_ms: u64,
+        /// With `words=true`: each word with its times in session audio.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        words: Vec<WordTiming>,
     },
     End {
         utterances: u32,
@@ -40,6 +43,16 @@ pub enum ServerMessage {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         retry_after_s: Option<u32>,
     },
+}
+
+/// A word of a final, with its times (ms of session audio) and the
+/// model's probability for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WordTiming {
+    pub word: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub probability: f32,
 }
 
 impl ServerMessage {
@@ -68,11 +81,13 @@ mod tests {
             start_ms: 10,
             end_ms: 900,
             processing_ms: 40,
+            words: Vec::new(),
         };
         let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
         assert_eq!(v["type"], "final");
         assert_eq!(v["utterance"], 2);
         assert_eq!(v["processing_ms"], 40);
+        assert!(v.get("words").is_none(), "words only when asked for");
         let e = ServerMessage::error(ErrorCode::BadAudio, "x").to_json();
         assert_eq!(e, r#"{"type":"error","code":"bad_audio","message":"x"}"#);
         let back: ServerMessage = serde_json::from_str(&m.to_json()).unwrap();

@@ -20,7 +20,7 @@ const STOP_BAND_ATTENUATION_DB: f64 = 80.0;
 const PASS_BAND_FRACTION: f64 = 0.8;
 
 /// One resampling stream (one direction, one pair of rates).
-pub(super) struct Resampler {
+pub(crate) struct Resampler {
     /// Upsampling factor: `output_rate / gcd`.
     up: u64,
     /// Downsampling factor: `input_rate / gcd`.
@@ -43,7 +43,7 @@ pub(super) struct Resampler {
 
 impl Resampler {
     /// Resamples `input_rate_hz` to `output_rate_hz` (both positive).
-    pub(super) fn new(input_rate_hz: u32, output_rate_hz: u32) -> Self {
+    pub(crate) fn new(input_rate_hz: u32, output_rate_hz: u32) -> Self {
         let divisor = gcd(input_rate_hz, output_rate_hz);
         let up = u64::from(output_rate_hz / divisor);
         let down = u64::from(input_rate_hz / divisor);
@@ -98,7 +98,7 @@ impl Resampler {
     }
 
     /// Feeds a chunk of input and appends every output sample it completes.
-    pub(super) fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
+    pub(crate) fn process(&mut self, input: &[i16], out: &mut Vec<i16>) {
         self.history.extend(input.iter().map(|&s| f32::from(s)));
         let input_end = self.history_start + self.history.len() as i64;
         let taps = self.taps_per_phase;

@@ -40,6 +40,7 @@ impl Pipeline {
             audio,
             reply,
             enqueued_at: Instant::now(),
+            options: self.decode.clone(),
             // Never stale by age: the pipeline takes it back or drops it.
             stale_after: Duration::MAX,
         };

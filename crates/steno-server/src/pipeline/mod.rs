@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics;
-use crate::worker::{Job, JobKind, JobQueue, JobResult};
+use crate::worker::{DecodeOptions, Job, JobKind, JobQueue, JobResult};
 use clock::ArrivalClock;
 use early::Early;
 pub use outbox::{Event, Outbox};
@@ -105,6 +105,8 @@ pub struct Pipeline {
     last_partial_end: u64,
     /// The open utterance's early final, while its pause lasts.
     early: Option<Early>,
+    /// What finals ask of the decoder (word times, when the client wants them).
+    decode: DecodeOptions,
 }
 
 impl Pipeline {
@@ -124,8 +126,14 @@ impl Pipeline {
             finals: 0,
             last_partial_end: 0,
             early: None,
+            decode: DecodeOptions::default(),
         };
         (pipeline, outbox)
+    }
+
+    /// Finals (and early finals) carry word times from now on.
+    pub fn want_words(&mut self, words: bool) {
+        self.decode.words = words;
     }
 
     /// Hands `event` to the outbox after everything before it.
@@ -245,6 +253,7 @@ impl Pipeline {
                     audio: u.audio,
                     reply,
                     enqueued_at: Instant::now(),
+                    options: self.decode.clone(),
                     stale_after: Duration::MAX,
                 };
                 self.push_final(job).await?;
@@ -294,6 +303,7 @@ impl Pipeline {
             audio,
             reply,
             enqueued_at: Instant::now(),
+            options: DecodeOptions::default(),
             stale_after: Duration::from_millis(self.ctx.partial_interval_ms.max(250) * 2),
         };
         if self.ctx.queue.push_partial(job).is_ok() {

@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use crate::metrics;
-use crate::worker::JobResult;
+use crate::worker::{JobResult, Word};
 
 /// What a session's client is told, whatever the transport.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// Speech is confirmed (`start_ms` includes the pre-roll).
     SpeechStarted { utterance: u32, start_ms: u64 },
@@ -37,6 +37,8 @@ pub enum Event {
         start_ms: u64,
         end_ms: u64,
         processing_ms: u64,
+        /// Each word with its times in session audio, when asked for.
+        words: Vec<Word>,
     },
     /// The client's `end` has been served.
     End { utterances: u32, audio_ms: u64 },
@@ -185,12 +187,24 @@ impl Outbox {
         let (code, message) = match outcome {
             Ok(Ok(t)) => {
                 metrics::final_latency(f.audio_end.elapsed().as_secs_f64());
+                // Word times are relative to the utterance's audio.
+                let words = t
+                    .segments
+                    .into_iter()
+                    .flat_map(|s| s.words)
+                    .map(|w| Word {
+                        start_ms: w.start_ms + f.start_ms,
+                        end_ms: w.end_ms + f.start_ms,
+                        ..w
+                    })
+                    .collect();
                 return Some(Event::Final {
                     utterance,
                     text: t.text,
                     start_ms: f.start_ms,
                     end_ms: f.end_ms,
                     processing_ms: t.inference.as_millis() as u64,
+                    words,
                 });
             }
             Ok(Err(e)) => {

@@ -61,6 +61,7 @@ pub(crate) fn take_job(q: &JobQueue) -> Option<Job> {
 pub(crate) fn answer(job: Job, text: &str) {
     let result: JobResult = Ok(Transcript {
         text: text.to_string(),
+        segments: Vec::new(),
         inference: Duration::from_millis(5),
     });
     let _ = job.reply.send(result);

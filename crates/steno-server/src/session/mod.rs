@@ -152,6 +152,11 @@ impl Session {
         (session, outbox)
     }
 
+    /// Finals carry word times from now on.
+    pub fn want_words(&mut self, words: bool) {
+        self.pipeline.want_words(words);
+    }
+
     /// The id the registry and the logs know this session by.
     pub fn id(&self) -> u64 {
         self.entry.id()

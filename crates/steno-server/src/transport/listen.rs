@@ -15,7 +15,9 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use steno_audio::codec::AudioDecoder;
-use steno_protocol::{ApiError, ClientMessage, Close, ErrorCode, ListenParams, ServerMessage};
+use steno_protocol::{
+    ApiError, ClientMessage, Close, ErrorCode, ListenParams, ServerMessage, WordTiming,
+};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tracing::Instrument;
@@ -169,7 +171,7 @@ where
         .and_then(|decoder| {
             Session::open("v1", decoder, params.partials, ctx).map_err(|e| e.to_string())
         });
-    let (session, outbox) = match opened {
+    let (mut session, outbox) = match opened {
         Ok(opened) => opened,
         Err(error) => {
             tracing::error!(%error, "cannot set up the audio front end");
@@ -181,6 +183,7 @@ where
             return SessionEnd::Error(ErrorCode::Internal);
         }
     };
+    session.want_words(params.words);
     let session_id = format_id(session.id());
     let span = tracing::info_span!("session", id = %session_id, encoding = ?params.encoding);
     let ready = ServerMessage::Ready {
@@ -253,12 +256,22 @@ fn message(event: Event) -> Option<ServerMessage> {
             start_ms,
             end_ms,
             processing_ms,
+            words,
         } => ServerMessage::Final {
             utterance,
             text,
             start_ms,
             end_ms,
             processing_ms,
+            words: words
+                .into_iter()
+                .map(|w| WordTiming {
+                    word: w.text,
+                    start_ms: w.start_ms,
+                    end_ms: w.end_ms,
+                    probability: w.probability,
+                })
+                .collect(),
         },
         Event::End {
             utterances,

@@ -8,19 +8,19 @@
 
 mod config;
 mod cores;
+mod job;
 mod queue;
 pub mod text;
 pub mod whisper;
 
 pub use config::{ModelConfig, WorkersConfig};
+pub use job::{DecodeOptions, Decoded, Job, JobKind, JobResult, Segment, Transcript, Word};
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-
-use tokio::sync::oneshot;
+use std::time::Instant;
 
 use cores::Cores;
 pub use queue::{
@@ -28,29 +28,6 @@ pub use queue::{
 };
 
 use crate::metrics;
-
-/// Kind of inference job: picks its lane, and the only label on worker series.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobKind {
-    Final,
-    Partial,
-    /// A final started at a pause, on the early lane (see `pipeline`);
-    /// requeued as `Final` if the utterance ends before it runs.
-    Early,
-    /// A chunk of a file job.
-    Batch,
-}
-
-impl JobKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Final => "final",
-            JobKind::Partial => "partial",
-            JobKind::Early => "early",
-            JobKind::Batch => "batch",
-        }
-    }
-}
 
 /// Why the model could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -85,33 +62,16 @@ pub enum WorkerError {
     Spawn(std::io::Error),
 }
 
-/// One unit of model work.
-pub struct Job {
-    pub kind: JobKind,
-    /// The submitting session, so its older partial can be replaced.
-    pub session: u64,
-    /// 16 kHz mono samples in [-1, 1].
-    pub audio: Vec<f32>,
-    /// Where the result goes; a dropped receiver means nobody wants it.
-    pub reply: oneshot::Sender<JobResult>,
-    pub enqueued_at: Instant,
-    /// A partial that waited longer than this is shed (finals ignore it).
-    pub stale_after: Duration,
-}
-
-pub type JobResult = Result<Transcript, WorkerError>;
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Transcript {
-    pub text: String,
-    /// Wall time of the inference alone.
-    pub inference: Duration,
-}
-
 /// Turns audio into text. One instance per worker thread; it may keep
 /// mutable scratch state (Whisper's KV cache, mel buffers).
 pub trait Transcriber: Send {
-    fn transcribe(&mut self, audio: &[f32], kind: JobKind) -> Result<String, WorkerError>;
+    /// Transcribes 16 kHz mono `audio` as `options` ask.
+    fn transcribe(
+        &mut self,
+        audio: &[f32],
+        kind: JobKind,
+        options: &DecodeOptions,
+    ) -> Result<Decoded, WorkerError>;
 
     /// CPU threads for the next `transcribe` calls.
     fn set_threads(&mut self, _threads: usize) {}
@@ -234,7 +194,11 @@ impl WorkerPool {
 /// and pages the weights in, so the first user does not pay for it.
 fn warm_up(t: &mut dyn Transcriber) -> Result<(), WorkerError> {
     let started = Instant::now();
-    t.transcribe(&vec![0.0; 16_000], JobKind::Final)?;
+    t.transcribe(
+        &vec![0.0; 16_000],
+        JobKind::Final,
+        &DecodeOptions::default(),
+    )?;
     tracing::debug!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "worker warmed up"
@@ -277,7 +241,7 @@ impl Worker<'_> {
             transcriber.set_threads(threads);
             let started = Instant::now();
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                transcriber.transcribe(&job.audio, job.kind)
+                transcriber.transcribe(&job.audio, job.kind, &job.options)
             }));
             let inference = started.elapsed();
             self.cores.give_back(&slot, threads);
@@ -287,7 +251,11 @@ impl Worker<'_> {
                 job.audio.len() as f64 / 16_000.0,
             );
             let result = match outcome {
-                Ok(Ok(text)) => Ok(Transcript { text, inference }),
+                Ok(Ok(decoded)) => Ok(Transcript {
+                    text: decoded.text,
+                    segments: decoded.segments,
+                    inference,
+                }),
                 Ok(Err(WorkerError::Aborted)) if partial => {
                     tracing::debug!(worker = self.index, "partial aborted for a final");
                     metrics::partials_shed(1);
@@ -324,14 +292,23 @@ impl Worker<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::oneshot;
+
     use super::*;
 
     /// Echoes the audio length; panics on audio of length 13.
     struct Fake;
     impl Transcriber for Fake {
-        fn transcribe(&mut self, audio: &[f32], _kind: JobKind) -> Result<String, WorkerError> {
+        fn transcribe(
+            &mut self,
+            audio: &[f32],
+            _kind: JobKind,
+            _options: &DecodeOptions,
+        ) -> Result<Decoded, WorkerError> {
             assert_ne!(audio.len(), 13, "injected panic");
-            Ok(format!("{} samples", audio.len()))
+            Ok(Decoded::text(format!("{} samples", audio.len())))
         }
     }
     struct FakeFactory;
@@ -351,6 +328,7 @@ mod tests {
                 reply,
                 enqueued_at: Instant::now(),
                 stale_after: Duration::from_secs(1),
+                options: DecodeOptions::default(),
             },
             rx,
         )

@@ -463,6 +463,7 @@ mod tests {
             reply,
             enqueued_at: Instant::now(),
             stale_after: Duration::from_secs(60),
+            options: Default::default(),
         };
         (job, rx)
     }

@@ -1,4 +1,4 @@
-//! Transcript clean-up: raw Whisper segment text in, the text a user should see out.
+//! Transcript clean-up: raw Whisper segment text (and timed tokens) in, the text (and words) a user should see out.
 //!
 //! Removes non-speech annotations (`[BLANK_AUDIO]`, `(music)`), collapses
 //! whitespace, and cuts repetition loops that small Whisper models fall into
@@ -59,6 +59,56 @@ fn collapse_repeats<'a>(words: &[&'a str]) -> Vec<&'a str> {
     out
 }
 
+/// One decoded token with its times (ms from the start of the audio).
+pub struct TimedToken {
+    pub text: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub probability: f32,
+}
+
+/// Joins BPE pieces into words: a piece that starts with a space starts a
+/// word, others (the rest of a word, punctuation) extend the last one.
+/// Annotations (`[BLANK_AUDIO]`, `(music)`) are dropped, as in [`clean`].
+pub fn words(tokens: impl Iterator<Item = TimedToken>) -> Vec<super::Word> {
+    let mut out: Vec<super::Word> = Vec::new();
+    // Pieces of the word being built, for the mean probability.
+    let mut pieces = 0u32;
+    for t in tokens {
+        let starts_word = t.text.starts_with(' ') || out.is_empty();
+        let piece = t.text.trim();
+        if piece.is_empty() {
+            continue;
+        }
+        if starts_word {
+            if let Some(last) = out.last_mut() {
+                last.probability /= pieces.max(1) as f32;
+            }
+            out.push(super::Word {
+                text: piece.to_string(),
+                start_ms: t.start_ms,
+                end_ms: t.end_ms.max(t.start_ms),
+                probability: t.probability,
+            });
+            pieces = 1;
+        } else if let Some(last) = out.last_mut() {
+            last.text.push_str(piece);
+            last.end_ms = last.end_ms.max(t.end_ms);
+            last.probability += t.probability;
+            pieces += 1;
+        }
+    }
+    if let Some(last) = out.last_mut() {
+        last.probability /= pieces.max(1) as f32;
+    }
+    out.retain(|w| {
+        let annotation = (w.text.starts_with('[') && w.text.ends_with(']'))
+            || (w.text.starts_with('(') && w.text.ends_with(')'));
+        !annotation && w.text.chars().any(char::is_alphanumeric)
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +137,34 @@ mod tests {
             "one zero zero zero one nine"
         );
         assert_eq!(clean("go go go"), "go go go");
+    }
+
+    fn token(text: &str, start_ms: u64, end_ms: u64) -> TimedToken {
+        TimedToken {
+            text: text.into(),
+            start_ms,
+            end_ms,
+            probability: 0.5,
+        }
+    }
+
+    #[test]
+    fn pieces_join_into_words_with_their_times() {
+        let w = words(
+            [
+                token(" Hel", 0, 200),
+                token("lo", 200, 400),
+                token(",", 400, 410),
+                token(" world", 900, 1300),
+                token(".", 1300, 1310),
+                token(" [BLANK_AUDIO]", 1400, 2000),
+            ]
+            .into_iter(),
+        );
+        let texts: Vec<_> = w.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(texts, ["Hello,", "world."]);
+        assert_eq!((w[0].start_ms, w[0].end_ms), (0, 410));
+        assert_eq!((w[1].start_ms, w[1].end_ms), (900, 1310));
+        assert!((w[0].probability - 0.5).abs() < 1e-6);
     }
 }

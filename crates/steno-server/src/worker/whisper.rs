@@ -9,7 +9,10 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
-use super::{JobKind, LoadError, ModelConfig, Transcriber, TranscriberFactory, WorkerError, text};
+use super::{
+    DecodeOptions, Decoded, JobKind, LoadError, ModelConfig, Segment, Transcriber,
+    TranscriberFactory, WorkerError, text,
+};
 
 /// Encoder frames per second of audio (whisper's mel hop is 10 ms, the
 /// encoder halves it).
@@ -104,6 +107,7 @@ impl WhisperModel {
             policy: self.policy.clone(),
             padded: Vec::new(),
             abort: None,
+            eot: self.context.token_eot(),
         })
     }
 }
@@ -134,6 +138,8 @@ pub struct WhisperTranscriber {
     threads: usize,
     /// Set by the pool to stop a running partial.
     abort: Option<Arc<AtomicBool>>,
+    /// The first special token id: tokens from here on are not text.
+    eot: i32,
 }
 
 impl WhisperTranscriber {
@@ -143,6 +149,18 @@ impl WhisperTranscriber {
         audio: &[f32],
         audio_ctx: u32,
     ) -> Result<String, WorkerError> {
+        Ok(self
+            .decode(audio, audio_ctx, &DecodeOptions::default())?
+            .text)
+    }
+
+    /// One `whisper_full` call over `audio` with the window `audio_ctx`.
+    fn decode(
+        &mut self,
+        audio: &[f32],
+        audio_ctx: u32,
+        options: &DecodeOptions,
+    ) -> Result<Decoded, WorkerError> {
         let audio = if audio.len() < MIN_SAMPLES {
             self.padded.clear();
             self.padded.extend_from_slice(audio);
@@ -163,10 +181,19 @@ impl WhisperTranscriber {
         }
         params.set_language(Some(&self.policy.language));
         // States are shared by every session: never carry one user's words
-        // into another's prompt.
+        // into another's prompt. A job's own prompt is given explicitly.
         params.set_no_context(true);
-        params.set_single_segment(true);
-        params.set_no_timestamps(true);
+        if let Some(prompt) = options.prompt.as_deref().filter(|p| !p.is_empty()) {
+            params.set_initial_prompt(prompt);
+        }
+        params.set_temperature(options.temperature.max(0.0));
+        // Live jobs are one utterance: one segment, no timestamp tokens
+        // (faster, and what the accuracy figures were measured with). Word
+        // times and file windows need the timestamps.
+        let timed = options.words || options.long_form;
+        params.set_single_segment(!options.long_form);
+        params.set_no_timestamps(!timed);
+        params.set_token_timestamps(options.words);
         params.set_suppress_blank(true);
         params.set_suppress_nst(true);
         params.set_print_progress(false);
@@ -184,22 +211,69 @@ impl WhisperTranscriber {
             return Err(WorkerError::Aborted);
         }
         outcome.map_err(|e| WorkerError::Inference(Box::new(e)))?;
+        let eot = self.eot;
         let mut raw = String::new();
+        let mut segments = Vec::new();
         for segment in self.state.as_iter() {
-            raw.push_str(
-                &segment
-                    .to_str_lossy()
-                    .map_err(|e| WorkerError::Inference(Box::new(e)))?,
-            );
+            let text = segment
+                .to_str_lossy()
+                .map_err(|e| WorkerError::Inference(Box::new(e)))?;
+            raw.push_str(&text);
+            if !timed {
+                continue;
+            }
+            let words = if options.words {
+                let tokens = (0..segment.n_tokens()).filter_map(|i| {
+                    let token = segment.get_token(i)?;
+                    let data = token.token_data();
+                    // Special tokens (timestamps, end of text) are not words.
+                    if data.id >= eot {
+                        return None;
+                    }
+                    let piece = token.to_str_lossy().ok()?.into_owned();
+                    Some(text::TimedToken {
+                        text: piece,
+                        start_ms: centis_to_ms(data.t0),
+                        end_ms: centis_to_ms(data.t1),
+                        probability: data.p,
+                    })
+                });
+                text::words(tokens)
+            } else {
+                Vec::new()
+            };
+            let clean = text::clean(&text);
+            if clean.is_empty() {
+                continue;
+            }
+            segments.push(Segment {
+                text: clean,
+                start_ms: centis_to_ms(segment.start_timestamp()),
+                end_ms: centis_to_ms(segment.end_timestamp()),
+                words,
+            });
         }
-        Ok(text::clean(&raw))
+        Ok(Decoded {
+            text: text::clean(&raw),
+            segments,
+        })
     }
 }
 
+/// whisper.cpp's times are in centiseconds.
+fn centis_to_ms(t: i64) -> u64 {
+    t.max(0) as u64 * 10
+}
+
 impl Transcriber for WhisperTranscriber {
-    fn transcribe(&mut self, audio: &[f32], _kind: JobKind) -> Result<String, WorkerError> {
+    fn transcribe(
+        &mut self,
+        audio: &[f32],
+        _kind: JobKind,
+        options: &DecodeOptions,
+    ) -> Result<Decoded, WorkerError> {
         let ctx = self.policy.audio_ctx(audio.len().max(MIN_SAMPLES));
-        self.transcribe_with_ctx(audio, ctx)
+        self.decode(audio, ctx, options)
     }
 
     fn set_threads(&mut self, threads: usize) {

@@ -11,7 +11,7 @@ use steno_server::config::Config;
 use steno_server::server::ModelLoader;
 use steno_server::worker::JobKind;
 use steno_server::worker::whisper::WhisperModel;
-use steno_server::worker::{Transcriber, TranscriberFactory, WorkerError};
+use steno_server::worker::{DecodeOptions, Decoded, Transcriber, TranscriberFactory, WorkerError};
 
 use crate::common::TestServer;
 use crate::common::pcm_chunks;
@@ -76,7 +76,12 @@ pub struct FaultyTranscriber {
 }
 
 impl Transcriber for FaultyTranscriber {
-    fn transcribe(&mut self, audio: &[f32], kind: JobKind) -> Result<String, WorkerError> {
+    fn transcribe(
+        &mut self,
+        audio: &[f32],
+        kind: JobKind,
+        options: &DecodeOptions,
+    ) -> Result<Decoded, WorkerError> {
         let final_work = kind != JobKind::Partial;
         if final_work && carries(audio, POISON_MARK) {
             self.faults.counts[2].fetch_add(1, Ordering::SeqCst);
@@ -87,7 +92,7 @@ impl Transcriber for FaultyTranscriber {
             self.faults.counts[0].fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(self.faults.slow_for);
         }
-        let text = self.inner.transcribe(audio, kind);
+        let text = self.inner.transcribe(audio, kind, options);
         if slow {
             self.faults.counts[1].fetch_add(1, Ordering::SeqCst);
         }
