@@ -25,12 +25,19 @@ pub fn model_path() -> PathBuf {
 }
 
 /// The shared speech test set beside the checkout, or None (the caller then
-/// skips, and this says so).
+/// skips, and this says so); under CI (`CI` set) a missing set is a failure.
 pub fn shared_speech_dir() -> Option<PathBuf> {
     let dir = repo_root().join("../shared/data/speech");
     if dir.join("manifest.tsv").is_file() {
         Some(dir)
     } else {
+        // CI always has the set beside the clone: a test skipped there would
+        // pass without checking anything.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{} not found, and CI needs it (clone with ../shared beside it)",
+            dir.display()
+        );
         eprintln!(
             "SKIPPED: {} not found; the shared speech set is not beside this checkout",
             dir.display()
