@@ -10,7 +10,7 @@ ARGS ?=
 
 .PHONY: deps e2e-deps model run build test lint unit bench
 
-## System packages (apt): compilers, libclang, libopus, espeak-ng, sox.
+## System packages (apt): compilers, libclang, libopus, espeak-ng, sox, ffmpeg.
 deps:
 	bash scripts/install-deps.sh
 

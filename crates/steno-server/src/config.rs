@@ -3,7 +3,8 @@
 //! Each component keeps its own typed section next to its code and checks
 //! it there (`server::ServerConfig`, `worker::{ModelConfig, WorkersConfig}`,
 //! `steno_audio::vad::SegmenterConfig`, `admission::AdmissionConfig`,
-//! `session::SessionConfig`, `auth::AuthConfig`); this module assembles them.
+//! `session::SessionConfig`, `auth::AuthConfig`, `files::FilesConfig`); this
+//! module assembles them.
 //! Every key has a default (documented in the repository's `config.toml`), so
 //! an empty file is a working configuration. Unknown keys are errors, never
 //! ignored. An environment value is read as the type of the key it sets:
@@ -17,6 +18,7 @@ use steno_audio::vad::SegmenterConfig;
 
 use crate::admission::AdmissionConfig;
 use crate::auth::AuthConfig;
+use crate::files::FilesConfig;
 use crate::server::ServerConfig;
 use crate::session::SessionConfig;
 use crate::worker::{ModelConfig, WorkersConfig};
@@ -69,6 +71,7 @@ pub struct Config {
     pub admission: AdmissionConfig,
     pub session: SessionConfig,
     pub auth: AuthConfig,
+    pub files: FilesConfig,
 }
 
 impl Config {
@@ -137,6 +140,7 @@ impl Config {
         self.workers.validate()?;
         self.admission.validate()?;
         self.session.validate()?;
+        self.files.validate()?;
         Ok(())
     }
 }

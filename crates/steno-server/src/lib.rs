@@ -19,6 +19,9 @@
 //!            idle cores lent to a lone final
 //! ```
 //!
+//! Beside the live path, `files` transcribes recordings (synchronously or as
+//! durable jobs) through the same worker pool, on its batch lane.
+//!
 //! Around the pipeline: `admission` (the session limit), `auth` (token and
 //! origin), `config` (one typed struct assembled from each component's
 //! section), `metrics` (Prometheus series), `heap` (live heap bytes, counted
@@ -29,6 +32,7 @@
 pub mod admission;
 pub mod auth;
 pub mod config;
+pub mod files;
 pub mod heap;
 pub mod metrics;
 pub mod pipeline;

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 /// Counts live heap bytes for `steno_heap_live_bytes` (the soak checks it).
 #[global_allocator]
 static ALLOCATOR: steno_server::heap::CountingAllocator = steno_server::heap::CountingAllocator;
@@ -37,15 +39,10 @@ enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
-    /// Transcribe a 16 kHz mono WAV file offline with the configured model.
-    Transcribe {
-        file: PathBuf,
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Encoder window in frames (1500 = Whisper's full 30 s); default: the configured policy.
-        #[arg(long)]
-        audio_ctx: Option<u32>,
-    },
+    /// Transcribe recordings (WAV, FLAC, MP3, Ogg, WebM, MP4/M4A/MOV; any
+    /// length) with the configured model, on this machine, as the server's
+    /// file API does.
+    Transcribe(cli::TranscribeArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -79,11 +76,10 @@ fn main() -> Result<()> {
             println!("{}", steno_model::cli::run(&args)?);
             Ok(())
         }
-        Command::Transcribe {
-            file,
-            config,
-            audio_ctx,
-        } => transcribe(&file, config.as_deref(), audio_ctx),
+        Command::Transcribe(args) => {
+            let config = load_config(args.config.as_deref())?;
+            cli::transcribe(config, &args)
+        }
         Command::Config {
             command: ConfigCommand::Check { config },
         } => {
@@ -96,8 +92,9 @@ fn main() -> Result<()> {
 }
 
 fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STENO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,whisper_rs=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STENO_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,whisper_rs=warn,symphonia=error")
+    });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -146,26 +143,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutdown signal received");
-}
-
-fn transcribe(file: &Path, config_path: Option<&Path>, audio_ctx: Option<u32>) -> Result<()> {
-    let config = load_config(config_path)?;
-    let audio = steno_audio::wav::read_f32(file)?;
-    let model = steno_server::worker::whisper::WhisperModel::load(
-        &config.model,
-        config.workers.threads_per_worker.max(2),
-    )?;
-    let mut t = model.transcriber()?;
-    let ctx = audio_ctx.unwrap_or_else(|| model.policy().audio_ctx(audio.len()));
-    let started = std::time::Instant::now();
-    let text = t.transcribe_with_ctx(&audio, ctx)?;
-    let elapsed = started.elapsed().as_secs_f64();
-    println!("{text}");
-    eprintln!(
-        "{:.2} s of audio in {:.2} s (audio_ctx {ctx}, {:.1}x real time)",
-        audio.len() as f64 / 16_000.0,
-        elapsed,
-        audio.len() as f64 / 16_000.0 / elapsed
-    );
-    Ok(())
 }

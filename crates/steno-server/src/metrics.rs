@@ -30,6 +30,9 @@ pub const ERRORS: &str = "steno_errors_total";
 pub const WORKER_PANICS: &str = "steno_worker_panics_total";
 pub const HTTP_REFUSED: &str = "steno_http_refused_total";
 pub const HEAP_LIVE: &str = "steno_heap_live_bytes";
+pub const AUDIO_TRANSCRIBED: &str = "steno_audio_transcribed_seconds_total";
+pub const LANE_WAIT: &str = "steno_lane_wait_seconds";
+pub const JOBS: &str = "steno_jobs";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -55,6 +58,7 @@ pub fn install() -> PrometheusHandle {
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(INFERENCE_AUDIO_SECONDS.into()), &audio)
                 })
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(LANE_WAIT.into()), &latency))
                 .expect("bucket lists are non-empty")
                 .install_recorder()
                 .expect("no other metrics recorder is installed in this process");
@@ -109,6 +113,15 @@ fn describe() {
         "From the end of an utterance's audio to its final being sent."
     );
     describe_counter!(ERRORS, "Errors reported to clients, by code.");
+    describe_counter!(
+        AUDIO_TRANSCRIBED,
+        "Seconds of audio transcribed, by job kind (final, early, partial, batch = file windows); counters are integers."
+    );
+    describe_histogram!(
+        LANE_WAIT,
+        "From a job's queueing to a worker taking it, by lane (the batch lane's wait shows how much room live work leaves files)."
+    );
+    describe_gauge!(JOBS, "File jobs known to this instance, by state.");
     describe_gauge!(
         HEAP_LIVE,
         "Bytes the server's Rust code holds on the heap now (whisper.cpp's buffers not included); absent when the allocator does not count."
@@ -155,6 +168,17 @@ pub fn queue_depth(lane: Lane, depth: usize) {
 pub fn inference_done(kind: JobKind, seconds: f64, audio_seconds: f64) {
     histogram!(INFERENCE_SECONDS, "kind" => kind.as_str()).record(seconds);
     histogram!(INFERENCE_AUDIO_SECONDS, "kind" => kind.as_str()).record(audio_seconds);
+    counter!(AUDIO_TRANSCRIBED, "kind" => kind.as_str()).increment(audio_seconds.round() as u64);
+}
+
+/// A worker took a job of `lane` that waited `seconds`.
+pub fn lane_wait(lane: Lane, seconds: f64) {
+    histogram!(LANE_WAIT, "lane" => lane.name()).record(seconds);
+}
+
+/// File jobs in `state` now.
+pub fn jobs(state: &'static str, n: usize) {
+    gauge!(JOBS, "state" => state).set(n as f64);
 }
 
 pub fn final_latency(seconds: f64) {

@@ -30,6 +30,12 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Print the markdown capacity table for several JSON reports.
     Table { reports: Vec<PathBuf> },
+    /// Word error rate of a transcript against a reference (text files; a
+    /// JSON file's "text" field is read), normalised as the tests score.
+    Wer {
+        reference: PathBuf,
+        hypothesis: PathBuf,
+    },
 }
 
 #[derive(Args)]

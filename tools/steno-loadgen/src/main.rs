@@ -43,6 +43,26 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Table { reports } => table::print(&reports),
+        Command::Wer {
+            reference,
+            hypothesis,
+        } => {
+            let read = |p: &std::path::Path| -> Result<String> {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                Ok(match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(v) if v["text"].is_string() => v["text"].as_str().unwrap_or("").to_string(),
+                    _ => text,
+                })
+            };
+            let (r, h) = (read(&reference)?, read(&hypothesis)?);
+            let (edits, words) = steno_testkit::wer::edits(&r, &h);
+            println!(
+                "WER {:.2}% ({edits} edits over {words} reference words)",
+                100.0 * edits as f64 / words.max(1) as f64
+            );
+            Ok(())
+        }
         Command::Run(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -51,6 +51,19 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<Response> {
+    request_within(addr, method, path, headers, body, Duration::from_secs(10)).await
+}
+
+/// Like [`request`], waiting up to `limit` for the whole answer (a
+/// transcription, an event stream).
+pub async fn request_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    limit: Duration,
+) -> Result<Response> {
     let exchange = async {
         let mut s = TcpStream::connect(addr).await?;
         let mut head = format!(
@@ -62,14 +75,20 @@ pub async fn request(
         }
         head.push_str("\r\n");
         s.write_all(head.as_bytes()).await?;
-        s.write_all(body).await?;
+        // A server may answer (a refusal) before it has read the whole body
+        // and stop reading: then what it answered is still the answer.
+        let sent = s.write_all(body).await;
         let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await?;
+        let read = s.read_to_end(&mut buf).await;
+        if buf.is_empty() {
+            sent?;
+            read?;
+        }
         anyhow::Ok(buf)
     };
-    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
+    let raw = tokio::time::timeout(limit, exchange)
         .await
-        .context("no HTTP answer within 10 s")??;
+        .with_context(|| format!("no HTTP answer within {limit:?}"))??;
     parse(&raw).with_context(|| format!("bad HTTP response from {addr}{path}"))
 }
 
@@ -121,6 +140,70 @@ fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>> {
         out.extend_from_slice(&raw[..size]);
         raw = &raw[size + 2..];
     }
+}
+
+/// One part of a `multipart/form-data` body.
+pub struct Part<'a> {
+    pub name: &'a str,
+    /// A file part has a file name (and its bytes as `data`).
+    pub file_name: Option<&'a str>,
+    pub data: &'a [u8],
+}
+
+impl<'a> Part<'a> {
+    pub fn text(name: &'a str, value: &'a str) -> Self {
+        Self {
+            name,
+            file_name: None,
+            data: value.as_bytes(),
+        }
+    }
+
+    pub fn file(name: &'a str, file_name: &'a str, data: &'a [u8]) -> Self {
+        Self {
+            name,
+            file_name: Some(file_name),
+            data,
+        }
+    }
+}
+
+/// A `multipart/form-data` body: its Content-Type header value and bytes.
+pub fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
+    let boundary = "steno-testkit-boundary-7d1f4a";
+    let mut body = Vec::new();
+    for p in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match p.file_name {
+            Some(f) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+                    p.name
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{}\"\r\n\r\n", p.name).as_bytes(),
+            ),
+        }
+        body.extend_from_slice(p.data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// POSTs `parts` as multipart to `path`, with `headers` besides.
+pub async fn post_multipart(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    parts: &[Part<'_>],
+) -> Result<Response> {
+    let (content_type, body) = multipart(parts);
+    let mut all: Vec<(&str, &str)> = vec![("Content-Type", content_type.as_str())];
+    all.extend_from_slice(headers);
+    request_within(addr, "POST", path, &all, &body, Duration::from_secs(300)).await
 }
 
 #[cfg(test)]

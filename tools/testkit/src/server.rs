@@ -65,6 +65,20 @@ impl ServerProcess {
         if let Some(c) = &command.config {
             cmd.arg("--config").arg(c);
         }
+        // A spool of its own unless the caller names one: servers started
+        // side by side must not resume each other's file jobs.
+        if !command
+            .env
+            .iter()
+            .any(|(k, _)| k == "STENO_FILES__SPOOL_DIR")
+        {
+            let spool = std::env::temp_dir().join(format!(
+                "steno-spool-{}-{:08x}",
+                std::process::id(),
+                rand_u32()
+            ));
+            cmd.env("STENO_FILES__SPOOL_DIR", spool);
+        }
         for (k, v) in &command.env {
             cmd.env(k, v);
         }
@@ -157,6 +171,18 @@ impl Drop for ServerProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A number that differs between calls, without a random-number crate.
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() as u32
 }
 
 /// Polls `/health` until it answers 200.

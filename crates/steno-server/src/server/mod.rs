@@ -26,11 +26,13 @@ use tokio_util::task::TaskTracker;
 
 use crate::admission::AdmissionController;
 use crate::config::{Config, Invalid};
+use crate::files::{self, FileService, jobs::Jobs};
 use crate::session::registry::SessionRegistry;
 use crate::session::{SessionConfig, SessionContext};
 use crate::transport::{AppState, router};
 use crate::worker::whisper::WhisperModel;
 use crate::worker::{JobQueue, TranscriberFactory, WorkerError, WorkerPool};
+use tokio::sync::Semaphore;
 
 /// The `[server]` configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -44,6 +46,10 @@ pub struct ServerConfig {
     pub web_demo_dir: PathBuf,
     /// How long open sessions may take to flush their finals on shutdown.
     pub drain_timeout_s: f32,
+    /// This instance's name in job ids (`ID-...`), so a load balancer can
+    /// route a job's requests to its owner; empty: made once and kept in
+    /// the spool.
+    pub instance_id: String,
 }
 
 impl Default for ServerConfig {
@@ -53,12 +59,26 @@ impl Default for ServerConfig {
             web_demo: true,
             web_demo_dir: PathBuf::from("web-demo"),
             drain_timeout_s: 10.0,
+            instance_id: String::new(),
         }
     }
 }
 
 impl ServerConfig {
     pub fn validate(&self) -> Result<(), Invalid> {
+        if !self
+            .instance_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(Invalid::new(
+                "server.instance_id",
+                format!(
+                    "takes letters, digits and _ only, got {:?}",
+                    self.instance_id
+                ),
+            ));
+        }
         let drain = self.drain_timeout_s;
         if drain.is_nan() || drain < 0.0 || drain.is_infinite() {
             return Err(Invalid::new(
@@ -76,6 +96,11 @@ pub enum ServerError {
     Workers(#[from] WorkerError),
     #[error("listener failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("cannot open the spool folder {}: {source}", .path.display())]
+    Spool {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Builds the transcriber factory (loads the model). Runs on a blocking thread.
@@ -105,6 +130,7 @@ pub async fn run(
     let config = Arc::new(config);
     let queue = Arc::new(JobQueue::new(config.workers.lane_capacities()));
     let root = CancellationToken::new();
+    let files = open_files(&config, &queue).await?;
     let state = Arc::new(AppState {
         config: config.clone(),
         admission: AdmissionController::new(config.admission.max_sessions),
@@ -119,7 +145,16 @@ pub async fn run(
         model_ready: AtomicBool::new(false),
         metrics,
         tracker: TaskTracker::new(),
+        files: files.clone(),
     });
+    if let Some(files) = &files {
+        state
+            .tracker
+            .spawn(files.jobs.clone().run(root.child_token()));
+        state
+            .tracker
+            .spawn(files.jobs.clone().janitor(root.child_token()));
+    }
     let app = router(state.clone());
 
     let pool: Arc<OnceCell<WorkerPool>> = Arc::new(OnceCell::new());
@@ -180,6 +215,43 @@ pub async fn run(
     }
     tracing::info!("server stopped");
     result
+}
+
+/// The file service: its spool opened and unfinished jobs queued again
+/// (on a blocking thread: it reads the spool).
+async fn open_files(
+    config: &Arc<Config>,
+    queue: &Arc<JobQueue>,
+) -> Result<Option<Arc<FileService>>, ServerError> {
+    if !config.files.enabled {
+        return Ok(None);
+    }
+    let plan = files::plan(
+        &config.files,
+        &config.vad,
+        &config.model.language,
+        config.workers.resolved_count(),
+    );
+    let jobs = {
+        let (files_config, plan, queue) = (config.files.clone(), plan.clone(), queue.clone());
+        let instance = config.server.instance_id.clone();
+        tokio::task::spawn_blocking(move || Jobs::open(&files_config, plan, queue, &instance))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(|e| ServerError::Spool {
+                path: config.files.spool_dir.clone(),
+                source: e,
+            })?
+    };
+    tracing::info!(instance = jobs.instance(), spool = %config.files.spool_dir.display(), "file jobs ready");
+    Ok(Some(Arc::new(FileService {
+        config: config.files.clone(),
+        plan,
+        queue: queue.clone(),
+        jobs,
+        sync_slots: Arc::new(Semaphore::new(config.files.max_sync_requests)),
+    })))
 }
 
 /// Phase 1: stop admitting, let sessions finish their utterance; phase 2 at

@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use steno_protocol::{ApiError, ErrorCode};
 use tokio_util::task::TaskTracker;
 
@@ -28,11 +29,27 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Every task a request starts (upgraded sessions), for the drain.
     pub tracker: TaskTracker,
+    /// File transcription and jobs; None until the model is loaded.
+    pub files: Option<Arc<crate::files::FileService>>,
 }
 
 /// The routes of the server.
 pub fn router(state: Arc<AppState>) -> Router {
+    use super::files;
+    // Uploads stream to disk under files.max_upload_bytes; axum's own
+    // 2 MB default would refuse them first.
+    let uploads = Router::new()
+        .route("/v1/audio/transcriptions", post(files::transcriptions))
+        .route("/v1/jobs", post(files::create_job).get(files::list_jobs))
+        .layer(DefaultBodyLimit::disable());
     let mut router = Router::new()
+        .merge(uploads)
+        .route("/v1/models", get(files::models))
+        .route(
+            "/v1/jobs/{id}",
+            get(files::get_job).delete(files::cancel_job),
+        )
+        .route("/v1/jobs/{id}/result", get(files::job_result))
         .route("/v1/listen", get(super::listen::listen))
         .route("/v1/sessions", get(sessions))
         .route("/health", get(health))

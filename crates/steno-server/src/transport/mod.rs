@@ -4,6 +4,7 @@
 //! http    the axum router: /health, /ready, /metrics, /v1/sessions, the demo page,
 //!         and the routes of every door below; one mapping from errors to statuses
 //! listen  /v1/listen: protocol v1 over WebSocket (a thin adapter over `session`)
+//! files   /v1/audio/transcriptions, /v1/models, /v1/jobs: OpenAI-compatible files
 //! socket  what every WebSocket door shares: handshake, limits, reads, a writer
 //!         with deadlines, the close codes
 //! ```
@@ -11,6 +12,7 @@
 //! A new door plugs in as a route in `http::router` and a module here that
 //! maps its messages to `session::Input` and `pipeline::Event`s to its own.
 
+pub mod files;
 pub mod http;
 pub mod listen;
 pub mod socket;

@@ -225,7 +225,10 @@ impl Worker<'_> {
                 // The session is gone (client vanished): nobody reads the result.
                 continue;
             }
-            let partial = job.kind == JobKind::Partial;
+            metrics::lane_wait(Lane::of(job.kind), job.enqueued_at.elapsed().as_secs_f64());
+            // Partials and file windows give way to a final that finds no
+            // free worker (see `cores`); an aborted window is sent again.
+            let partial = matches!(job.kind, JobKind::Partial | JobKind::Batch);
             let alone = self.queue.waiting() == 0;
             if !alone {
                 self.cores.note_contention();
@@ -257,8 +260,14 @@ impl Worker<'_> {
                     inference,
                 }),
                 Ok(Err(WorkerError::Aborted)) if partial => {
-                    tracing::debug!(worker = self.index, "partial aborted for a final");
-                    metrics::partials_shed(1);
+                    tracing::debug!(
+                        worker = self.index,
+                        kind = job.kind.as_str(),
+                        "aborted for a final"
+                    );
+                    if job.kind == JobKind::Partial {
+                        metrics::partials_shed(1);
+                    }
                     Err(WorkerError::Aborted)
                 }
                 Ok(Err(e)) => {

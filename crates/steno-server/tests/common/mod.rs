@@ -29,7 +29,18 @@ pub fn test_config() -> Config {
     config.model.path = model_path();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.server.web_demo_dir = repo_root().join("web-demo");
+    config.files.spool_dir = temp_dir("spool");
     config
+}
+
+/// A fresh folder under the system's temp dir, for this test process.
+pub fn temp_dir(what: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("steno-test-{}-{what}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 /// A real steno server running in this process.
