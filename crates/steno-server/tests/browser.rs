@@ -115,28 +115,32 @@ async fn the_demo_page_transcribes_a_microphone_and_explains_a_full_server() {
         "latency shown as {latency:?}"
     );
 
-    // A partial with words was on screen before the final replaced it, in the
-    // same row.
+    // Partials with words were on screen before the finals replaced them, in
+    // the same row, and none came back after its final. Which utterances
+    // show one depends on how busy the workers are (partials wait behind
+    // finals), so at least one must, not each.
     let rows = result["rows"].as_array().expect("rows");
-    let row_0 = |state: &str| {
-        rows.iter().find(|r| {
-            r["utterance"] == 0
-                && r["state"] == state
-                && (state == "final" || r["text"].as_str().unwrap().split_whitespace().count() >= 2)
-        })
+    let final_at = |utterance: &serde_json::Value| {
+        rows.iter()
+            .find(|r| &r["utterance"] == utterance && r["state"] == "final")
+            .and_then(|r| r["t"].as_f64())
     };
-    let partial = row_0("partial").expect("a partial with words on the page");
-    let final_row = row_0("final").expect("the final on the page");
+    let mut partials_with_words = 0;
+    for partial in rows.iter().filter(|r| r["state"] == "partial") {
+        let Some(final_t) = final_at(&partial["utterance"]) else {
+            continue;
+        };
+        assert!(
+            partial["t"].as_f64().unwrap() < final_t,
+            "a partial came back after the final: {partial} in {rows:?}"
+        );
+        if partial["text"].as_str().unwrap().split_whitespace().count() >= 2 {
+            partials_with_words += 1;
+        }
+    }
     assert!(
-        partial["t"].as_f64() < final_row["t"].as_f64(),
-        "partial {partial} not before final {final_row}"
-    );
-    let later_partials = rows.iter().any(|r| {
-        r["utterance"] == 0 && r["state"] == "partial" && r["t"].as_f64() > final_row["t"].as_f64()
-    });
-    assert!(
-        !later_partials,
-        "a partial came back after the final: {rows:?}"
+        partials_with_words >= 1,
+        "no partial with words on the page before a final: {rows:?}"
     );
 
     // Stop ended cleanly: no error shown, the transcript copies as shown.
