@@ -436,7 +436,20 @@ impl Jobs {
             }
         };
         let dir = self.spool.job_dir(id);
-        let mut store = DiskStore::new(&dir)?;
+        let opened = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || DiskStore::new(&dir))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+        };
+        let mut store = match opened {
+            Ok(store) => store,
+            Err(e) => {
+                self.cancels.remove(id);
+                return Err(e);
+            }
+        };
         let options = FileOptions {
             prompt: record.options.prompt.clone(),
             temperature: record.options.temperature,
