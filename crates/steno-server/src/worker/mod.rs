@@ -4,12 +4,14 @@
 //! `Transcriber` (for Whisper: one `WhisperState` over the one shared
 //! model), warmed up before the pool reports ready. Blocking model work never
 //! runs on the async runtime. Scheduling policy (the lanes) lives in
-//! `queue`, core sharing in `cores`, the typed config in `config`.
+//! `queue`, core sharing in `cores`, the typed config in `config`, which
+//! of whisper.cpp's passes over a file window run in `remainder`.
 
 mod config;
 mod cores;
 mod job;
 mod queue;
+mod remainder;
 pub mod text;
 pub mod whisper;
 

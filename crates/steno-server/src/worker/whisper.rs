@@ -9,6 +9,7 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
+use super::remainder::RemainderGuard;
 use super::{
     DecodeOptions, Decoded, JobKind, LoadError, ModelConfig, Segment, Transcriber,
     TranscriberFactory, WorkerError, text,
@@ -202,6 +203,13 @@ impl WhisperTranscriber {
         params.set_print_timestamps(false);
         params.set_audio_ctx(audio_ctx as i32);
         params.set_max_tokens(self.policy.max_tokens(audio.len()) as i32);
+        // Long-form decodes seek on after their last timestamp; a pass over
+        // the hangover alone costs a whole encoder window (remainder.rs).
+        let guard = RemainderGuard::new(audio.len());
+        if options.long_form {
+            // SAFETY: `guard` outlives the `full` call below.
+            unsafe { guard.install(&mut params) };
+        }
         let outcome = self.state.full(params, audio);
         if self
             .abort
