@@ -48,7 +48,7 @@ impl Default for FilesConfig {
             max_sync_requests: 2,
             result_ttl_s: 7 * 24 * 3600,
             window_s: 20.0,
-            gap_ms: 300,
+            gap_ms: 100,
             prompt_previous: false,
             retry_after_s: 30,
         }
