@@ -43,6 +43,9 @@ enum Command {
     /// length) with the configured model, on this machine, as the server's
     /// file API does.
     Transcribe(cli::TranscribeArgs),
+    /// Stream a recording to a server's /v1/listen as a live user would (in
+    /// real time, or --fast) and print its partials and finals.
+    Listen(cli::ListenArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -80,6 +83,7 @@ fn main() -> Result<()> {
             let config = load_config(args.config.as_deref())?;
             cli::transcribe(config, &args)
         }
+        Command::Listen(args) => cli::listen(&args),
         Command::Config {
             command: ConfigCommand::Check { config },
         } => {
