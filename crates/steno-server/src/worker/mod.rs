@@ -5,7 +5,8 @@
 //! model), warmed up before the pool reports ready. Blocking model work never
 //! runs on the async runtime. Scheduling policy (the lanes) lives in
 //! `queue`, core sharing in `cores`, the typed config in `config`, which
-//! of whisper.cpp's passes over a file window run in `remainder`.
+//! of whisper.cpp's passes over a file window run in `remainder`, its log
+//! in `whisper_log`.
 
 mod config;
 mod cores;
@@ -14,6 +15,7 @@ mod queue;
 mod remainder;
 pub mod text;
 pub mod whisper;
+mod whisper_log;
 
 pub use config::{ModelConfig, WorkersConfig};
 pub use job::{DecodeOptions, Decoded, Job, JobKind, JobResult, Segment, Transcript, Word};

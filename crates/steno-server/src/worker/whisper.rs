@@ -67,7 +67,10 @@ impl WhisperModel {
     ) -> Result<Self, WorkerError> {
         // whisper.cpp logs to stderr by default; route it through tracing.
         static LOG_HOOKS: std::sync::Once = std::sync::Once::new();
-        LOG_HOOKS.call_once(whisper_rs::install_logging_hooks);
+        LOG_HOOKS.call_once(|| {
+            whisper_rs::install_logging_hooks();
+            super::whisper_log::install();
+        });
         if !path.is_file() {
             return Err(LoadError::Missing { path: path.into() }.into());
         }
