@@ -210,17 +210,7 @@ fn fake_microphone(clip: &Path, path: &Path) -> PathBuf {
         &path.with_extension("clip.wav"),
     ));
     samples.extend(silence(8000));
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: MIC_RATE_HZ,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for s in samples {
-        writer.write_sample(s).unwrap();
-    }
-    writer.finalize().unwrap();
+    speech::write_wav(path, &samples, MIC_RATE_HZ);
     path.to_path_buf()
 }
 

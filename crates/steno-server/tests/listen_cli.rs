@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::speech::{espeak, silence};
+use common::speech::{espeak, silence, write_wav};
 use common::wer::wer;
 use common::*;
 
@@ -17,20 +17,6 @@ const SECOND: &str = "Please call me back tomorrow morning at the office.";
 /// espeak-ng's synthetic voice through tiny.en: a few words may differ.
 const MAX_WER: f64 = 0.25;
 
-fn write_wav(path: &Path, samples: &[i16]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for s in samples {
-        w.write_sample(*s).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 fn two_sentences(dir: &Path) -> std::path::PathBuf {
     let mut audio = silence(500);
     audio.extend(espeak(FIRST));
@@ -38,7 +24,7 @@ fn two_sentences(dir: &Path) -> std::path::PathBuf {
     audio.extend(espeak(SECOND));
     audio.extend(silence(1500));
     let path = dir.join("two.wav");
-    write_wav(&path, &audio);
+    write_wav(&path, &audio, 16_000);
     path
 }
 

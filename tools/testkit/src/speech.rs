@@ -76,6 +76,22 @@ pub fn resample(input: &Path, rate_hz: u32, output: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes `samples` as a mono 16-bit WAV at `rate_hz` (a test's input file).
+pub fn write_wav(path: &Path, samples: &[i16], rate_hz: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate_hz,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+    for s in samples {
+        w.write_sample(*s).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
 pub fn silence(ms: usize) -> Vec<i16> {
     vec![0; ms * 16]
 }

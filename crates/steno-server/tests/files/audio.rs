@@ -63,17 +63,7 @@ impl Clips {
             let start = (at * 16_000.0) as usize;
             samples[start..start + audio.len()].copy_from_slice(audio);
         }
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(path, spec).unwrap();
-        for s in samples {
-            w.write_sample(s).unwrap();
-        }
-        w.finalize().unwrap();
+        speech::write_wav(path, &samples, 16_000);
         path.to_path_buf()
     }
 
