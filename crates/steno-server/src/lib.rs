@@ -24,7 +24,8 @@
 //!
 //! Around the pipeline: `admission` (the session limit), `auth` (token and
 //! origin), `config` (one typed struct assembled from each component's
-//! section), `metrics` (Prometheus series), `heap` (live heap bytes, counted
+//! section), `metrics` (Prometheus series), `load` (the load ratio for balancers and
+//! autoscalers), `heap` (live heap bytes, counted
 //! by the `steno` binary's allocator), `server` (the run loop and graceful
 //! shutdown). The wire types are `steno_protocol`, the audio front end
 //! (codec, vad, ring) is `steno_audio`, the model converter `steno_model`.
@@ -34,6 +35,7 @@ pub mod auth;
 pub mod config;
 pub mod files;
 pub mod heap;
+pub mod load;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;

@@ -33,6 +33,8 @@ pub const HEAP_LIVE: &str = "steno_heap_live_bytes";
 pub const AUDIO_TRANSCRIBED: &str = "steno_audio_transcribed_seconds_total";
 pub const LANE_WAIT: &str = "steno_lane_wait_seconds";
 pub const JOBS: &str = "steno_jobs";
+pub const SESSIONS_CAPACITY: &str = "steno_sessions_capacity";
+pub const LOAD_RATIO: &str = "steno_load_ratio";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -123,6 +125,14 @@ fn describe() {
     );
     describe_gauge!(JOBS, "File jobs known to this instance, by state.");
     describe_gauge!(
+        SESSIONS_CAPACITY,
+        "Sessions this instance admits at once (admission.max_sessions); with steno_sessions_active, the room left."
+    );
+    describe_gauge!(
+        LOAD_RATIO,
+        "Speech offered per second (utterances closed for a final) over what the worker pool transcribes per second, over the last 30 s; above 1, finals queue."
+    );
+    describe_gauge!(
         HEAP_LIVE,
         "Bytes the server's Rust code holds on the heap now (whisper.cpp's buffers not included); absent when the allocator does not count."
     );
@@ -145,8 +155,10 @@ pub fn audio_received(samples: usize) {
     counter!(AUDIO_MS).increment(samples as u64 / 16);
 }
 
-pub fn utterance_closed() {
+/// An utterance of `samples` (16 kHz) closed and sent for its final.
+pub fn utterance_closed(samples: usize) {
     counter!(UTTERANCES).increment(1);
+    crate::load::offered(samples);
 }
 
 pub fn partial_sent() {
@@ -169,6 +181,18 @@ pub fn inference_done(kind: JobKind, seconds: f64, audio_seconds: f64) {
     histogram!(INFERENCE_SECONDS, "kind" => kind.as_str()).record(seconds);
     histogram!(INFERENCE_AUDIO_SECONDS, "kind" => kind.as_str()).record(audio_seconds);
     counter!(AUDIO_TRANSCRIBED, "kind" => kind.as_str()).increment(audio_seconds.round() as u64);
+    if matches!(kind, JobKind::Final | JobKind::Early) {
+        crate::load::served(audio_seconds, seconds);
+    }
+}
+
+/// The session limit, once at start.
+pub fn sessions_capacity(n: usize) {
+    gauge!(SESSIONS_CAPACITY).set(n as f64);
+}
+
+pub fn load_ratio(ratio: f64) {
+    gauge!(LOAD_RATIO).set(ratio);
 }
 
 /// A worker took a job of `lane` that waited `seconds`.

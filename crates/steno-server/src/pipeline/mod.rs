@@ -237,7 +237,7 @@ impl Pipeline {
                 ),
             ));
         }
-        metrics::utterance_closed();
+        metrics::utterance_closed(samples);
         let audio_end = self.clock.arrival_of(u.end_sample, Instant::now());
         self.clock.forget_before(u.end_sample);
         let result = match self.take_early(&u).await? {

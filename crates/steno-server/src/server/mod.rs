@@ -34,6 +34,8 @@ use crate::worker::whisper::WhisperModel;
 use crate::worker::{JobQueue, TranscriberFactory, WorkerError, WorkerPool};
 use tokio::sync::Semaphore;
 
+pub mod agent;
+
 /// The `[server]` configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -50,6 +52,9 @@ pub struct ServerConfig {
     /// route a job's requests to its owner; empty: made once and kept in
     /// the spool.
     pub instance_id: String,
+    /// Where HAProxy's `agent-check` reads this instance's state and weight
+    /// (`agent`), e.g. "127.0.0.1:9081"; empty: no agent.
+    pub agent_listen: String,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +65,7 @@ impl Default for ServerConfig {
             web_demo_dir: PathBuf::from("web-demo"),
             drain_timeout_s: 10.0,
             instance_id: String::new(),
+            agent_listen: String::new(),
         }
     }
 }
@@ -79,6 +85,7 @@ impl ServerConfig {
                 ),
             ));
         }
+        self.agent_addr()?;
         let drain = self.drain_timeout_s;
         if drain.is_nan() || drain < 0.0 || drain.is_infinite() {
             return Err(Invalid::new(
@@ -87,6 +94,24 @@ impl ServerConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl ServerConfig {
+    /// The agent's address, if one is set.
+    pub fn agent_addr(&self) -> Result<Option<SocketAddr>, Invalid> {
+        if self.agent_listen.is_empty() {
+            return Ok(None);
+        }
+        self.agent_listen.parse().map(Some).map_err(|_| {
+            Invalid::new(
+                "server.agent_listen",
+                format!(
+                    "takes HOST:PORT (e.g. 127.0.0.1:9081) or \"\", got {:?}",
+                    self.agent_listen
+                ),
+            )
+        })
     }
 }
 
@@ -156,6 +181,25 @@ pub async fn run(
             .spawn(files.jobs.clone().janitor(root.child_token()));
     }
     let app = router(state.clone());
+    crate::metrics::sessions_capacity(config.admission.max_sessions);
+    tokio::spawn(crate::load::run(
+        config.workers.resolved_count(),
+        root.child_token(),
+    ));
+    // The agent answers through the drain (HAProxy then reads `drain`).
+    let agent_stop = CancellationToken::new();
+    let agent = match config.server.agent_addr().ok().flatten() {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "haproxy agent listening");
+            Some(tokio::spawn(agent::serve(
+                listener,
+                state.clone(),
+                agent_stop.clone(),
+            )))
+        }
+        None => None,
+    };
 
     let pool: Arc<OnceCell<WorkerPool>> = Arc::new(OnceCell::new());
     let (load_failed_tx, load_failed) = tokio::sync::oneshot::channel();
@@ -207,6 +251,10 @@ pub async fn run(
     };
     drop(listener);
     drain(&state, &root).await;
+    agent_stop.cancel();
+    if let Some(agent) = agent {
+        let _ = agent.await;
+    }
     let _ = loading.await;
     if let Some(pool) = Arc::into_inner(pool).and_then(OnceCell::into_inner) {
         let _ = tokio::task::spawn_blocking(move || pool.shutdown()).await;

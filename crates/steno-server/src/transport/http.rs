@@ -54,6 +54,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/sessions", get(sessions))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/ready/jobs", get(ready_jobs))
         .route("/metrics", get(metrics));
     if state.config.server.web_demo {
         router = router
@@ -139,32 +140,78 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
+/// Whether a new session would be admitted now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    Loading,
+    Draining,
+    Full,
+}
+
+impl Readiness {
+    /// The `reason` of `/ready`; None when ready.
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            Self::Ready => None,
+            Self::Loading => Some("loading"),
+            Self::Draining => Some("draining"),
+            Self::Full => Some("full"),
+        }
+    }
+}
+
+/// The state `/ready` and the HAProxy agent report.
+pub fn readiness(state: &AppState) -> Readiness {
+    if !state.model_ready.load(Ordering::SeqCst) {
+        Readiness::Loading
+    } else if state.admission.is_closed() {
+        Readiness::Draining
+    } else if state.admission.in_use() >= state.admission.capacity() {
+        Readiness::Full
+    } else {
+        Readiness::Ready
+    }
+}
+
 /// Whether a new session would be admitted now: for load balancers.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    let in_use = state.admission.in_use();
-    let capacity = state.admission.capacity();
-    let reason = if !state.model_ready.load(Ordering::SeqCst) {
-        Some("loading")
-    } else if state.admission.is_closed() {
-        Some("draining")
-    } else if in_use >= capacity {
-        Some("full")
-    } else {
-        None
-    };
-    let status = if reason.is_some() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
-    json_status(
-        status,
+    let reason = readiness(&state).reason();
+    ready_answer(
+        reason,
         serde_json::json!({
             "ready": reason.is_none(),
             "reason": reason,
-            "sessions": in_use,
-            "capacity": capacity,
+            "sessions": state.admission.in_use(),
+            "capacity": state.admission.capacity(),
         }),
+    )
+}
+
+/// 200 when there is no reason to refuse, else 503; the body says which.
+fn ready_answer(reason: Option<&str>, body: serde_json::Value) -> Response {
+    let status = match reason {
+        None => StatusCode::OK,
+        Some(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    json_status(status, body)
+}
+
+/// Whether a new file job would be taken now: for the load balancer's
+/// jobs backend (deploy/haproxy/haproxy.cfg). 503 while loading or
+/// draining, with file jobs off, or with `files.max_queued_jobs` open.
+async fn ready_jobs(State(state): State<Arc<AppState>>) -> Response {
+    let queue = state.files.as_ref().map(|f| f.jobs.admit());
+    let reason = match (readiness(&state), &queue) {
+        (Readiness::Loading, _) => Some("loading"),
+        (Readiness::Draining, _) => Some("draining"),
+        (_, None) => Some("files_disabled"),
+        (_, Some(Err(_))) => Some("queue_full"),
+        (_, Some(Ok(()))) => None,
+    };
+    ready_answer(
+        reason,
+        serde_json::json!({ "ready": reason.is_none(), "reason": reason }),
     )
 }
 

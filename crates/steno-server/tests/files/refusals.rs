@@ -104,11 +104,23 @@ async fn a_full_server_answers_429_with_retry_after() {
     let wav_path = clips.write_wav(&dir.join("speech.wav"));
     let wav = std::fs::read(&wav_path).unwrap();
 
+    // A load balancer's check for new file work: room now.
+    let (code, body) = http_get(server.addr, "/ready/jobs").await.unwrap();
+    assert_eq!(
+        (code, body.as_str()),
+        (200, r#"{"ready":true,"reason":null}"#)
+    );
+
     // One job fills the queue; the next is refused, not queued.
     let first = submit(server.addr, &wav_path, &[]).await;
     let r = post_file(&server, "/v1/jobs", "speech.wav", &wav, &[]).await;
     assert_error(&r, 429, "over_capacity");
     assert_eq!(r.header("retry-after"), Some("17"));
+    let (code, body) = http_get(server.addr, "/ready/jobs").await.unwrap();
+    assert_eq!(
+        (code, body.as_str()),
+        (503, r#"{"ready":false,"reason":"queue_full"}"#)
+    );
 
     // One synchronous request at a time: of two sent together, whichever
     // the server reads first runs (seconds of inference) and the other is
@@ -133,6 +145,8 @@ async fn a_full_server_answers_429_with_retry_after() {
     assert_eq!(refused.header("retry-after"), Some("17"));
     let id = first["id"].as_str().unwrap();
     crate::jobs::wait_done(server.addr, id, Duration::from_secs(120)).await;
+    let (code, _) = http_get(server.addr, "/ready/jobs").await.unwrap();
+    assert_eq!(code, 200, "room again once the job is done");
     server.stop().await;
 }
 
