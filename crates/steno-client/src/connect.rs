@@ -22,7 +22,7 @@ pub enum ConnectError {
     Http { status: u16, body: String },
     /// Upgraded, then refused with a protocol error (`over_capacity`,
     /// `not_ready`, `bad_request` for a bad query) and a close code.
-    #[error("refused ({code:?}): {message}")]
+    #[error("refused ({}): {message}", code.as_str())]
     Refused {
         code: ErrorCode,
         message: String,

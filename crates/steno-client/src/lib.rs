@@ -5,6 +5,8 @@
 //! ```text
 //! connect     Connector (URL, headers, timeouts) -> Session after `ready`,
 //!             or ConnectError (HTTP refusal, over_capacity and the like, transport)
+//! retry       RetryPolicy: connect again after over_capacity, waiting retry_after_s
+//!             with jitter, a bounded number of times, telling the caller each time
 //! session     Session: send audio and control, read Events; split into Sender + Receiver
 //! transcript  Transcript: everything one connection saw, with finals/partials/errors
 //! ```
@@ -28,10 +30,12 @@
 //! it depends on the wire types and tokio-tungstenite only.
 
 mod connect;
+mod retry;
 mod session;
 mod transcript;
 
 pub use connect::{ConnectError, Connector};
+pub use retry::{RetryPolicy, Retrying};
 pub use session::{ClientError, CloseInfo, Event, Ready, Receiver, Sender, Session, Ws};
 pub use steno_protocol as protocol;
 pub use transcript::Transcript;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use steno_audio::file::FileDecoder;
 use steno_client::protocol::{ClientMessage, ServerMessage};
-use steno_client::{ClientError, Connector, Event, Sender};
+use steno_client::{ClientError, Connector, Event, RetryPolicy, Sender};
 use tokio::sync::mpsc;
 
 /// Samples per message: 20 ms at 16 kHz.
@@ -34,6 +34,10 @@ pub struct ListenArgs {
     /// Ask for finals only.
     #[arg(long)]
     pub no_partials: bool,
+    /// Times to try again when the server is full (`over_capacity`), after
+    /// the wait it names plus up to half again at random.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
 }
 
 /// Runs `steno listen`: Ok once the server ended the session normally.
@@ -57,8 +61,12 @@ async fn run(args: &ListenArgs) -> Result<()> {
     if let Some(token) = args.token.as_deref().filter(|t| !t.is_empty()) {
         connector = connector.bearer(token);
     }
+    let policy = RetryPolicy {
+        retries: args.retries,
+        ..RetryPolicy::default()
+    };
     let session = connector
-        .connect()
+        .connect_retrying(&policy, |retrying| eprintln!("{retrying}"))
         .await
         .with_context(|| format!("cannot open a session at {}", args.url))?;
     eprintln!("session {} at {}", session.ready().session_id, args.url);
