@@ -10,7 +10,7 @@ ARGS ?=
 
 .PHONY: deps e2e-deps model run build test lint unit bench
 
-## System packages (apt): compilers, libclang, libopus, espeak-ng, sox, ffmpeg.
+## System packages (apt): compilers, libclang, libopus, espeak-ng, sox, ffmpeg, haproxy.
 deps:
 	bash scripts/install-deps.sh
 
@@ -30,13 +30,16 @@ run: model
 build: deps
 	$(CARGO) build --release --workspace
 
-## The whole suite: format, lints, unit and integration tests with the real model,
-## a 2-minute soak at max_sessions (docs/reliability.md, "Soak"), the Autobahn
-## WebSocket conformance check and a short fuzz run.
+## The whole suite: format, lints, the Kubernetes manifests against the API
+## schemas, unit and integration tests with the real model (a 3-instance
+## HAProxy cluster among them), a 2-minute soak at max_sessions
+## (docs/reliability.md, "Soak"), the Autobahn WebSocket conformance check
+## and a short fuzz run.
 test: MODEL_PROFILE = dev
 test: model e2e-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	bash scripts/validate-k8s.sh
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test -p steno-loadgen --test soak -- --ignored --nocapture
 	bash scripts/autobahn.sh
