@@ -5,7 +5,7 @@ set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in build-essential cmake clang libclang-dev pkg-config libopus-dev espeak-ng sox ffmpeg; do
+for pkg in build-essential cmake clang libclang-dev pkg-config libopus-dev espeak-ng sox ffmpeg haproxy; do
   have_pkg "$pkg" || need+=("$pkg")
 done
 if [ "${STENO_WITH_BROWSER:-0}" = 1 ]; then
