@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes steno's input side with cargo-fuzz (libFuzzer): the query and
 # control-message parsers (target `control`) and the audio front end, client
-# messages -> AudioDecoder (Opus, PCM) -> Segmenter (target `audio_frontend`).
+# messages -> AudioDecoder (Opus, PCM) -> Segmenter (target `audio_frontend`),
+# and the Ogg and WebM stream readers (target `containers`).
 # See fuzz/fuzz_targets/*.rs for the invariants and docs/reliability.md.
 #
 # Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(control audio_frontend)
+[[ ${#targets[@]} -gt 0 ]] || targets=(control audio_frontend containers)
 sanitizer=${FUZZ_SANITIZER:-none}
 [[ $seconds =~ ^[0-9]+$ && $seconds -ge 1 && $seconds -le 86400 ]] || {
     echo "fuzz.sh: SECONDS_PER_TARGET must be 1..86400, got '$seconds'" >&2

@@ -9,13 +9,21 @@
 //! - **PCM** ([`Encoding::PcmS16le`]): little-endian 16-bit mono samples at 8,
 //!   16, 24 or 48 kHz; other rates than 16 kHz go through a streaming
 //!   polyphase resampler ([`resample`]).
+//! - **Ogg Opus** and **WebM Opus** ([`Encoding::OggOpus`],
+//!   [`Encoding::WebmOpus`]): a container byte stream cut into messages
+//!   anywhere; [`ogg`] and [`webm`] take the Opus packets out of it and the
+//!   Opus decoder above decodes them.
 //!
-//! A message that cannot be decoded is rejected whole with a [`CodecError`]
-//! and leaves the decoder ready for the next message.
+//! A packet or chunk that cannot be decoded is rejected whole with a
+//! [`CodecError`] and leaves the decoder ready for the next message. In a
+//! container stream a message may hold good packets beside a bad one: what
+//! decodes is appended all the same, and the error says what was skipped.
 
+pub mod ogg;
 mod opus_packet;
 mod pcm;
 pub(crate) mod resample;
+pub mod webm;
 
 #[cfg(test)]
 mod tests;
@@ -56,6 +64,12 @@ pub enum CodecError {
     /// libopus could not create a decoder (out of memory).
     #[error("could not create the Opus decoder")]
     OpusInit(#[source] opus::Error),
+    /// Bytes of an Ogg stream that were not a page.
+    #[error(transparent)]
+    Ogg(#[from] ogg::NotOgg),
+    /// A WebM stream that could not be read.
+    #[error(transparent)]
+    Webm(#[from] webm::NotWebm),
 }
 
 /// Turns one session's binary messages into 16 kHz mono samples.
@@ -72,6 +86,8 @@ pub struct AudioDecoder {
 enum Inner {
     Opus(OpusPacketDecoder),
     Pcm(PcmDecoder),
+    Ogg(ogg::OggReader, OpusPacketDecoder),
+    Webm(webm::WebmReader, OpusPacketDecoder),
 }
 
 impl AudioDecoder {
@@ -84,6 +100,8 @@ impl AudioDecoder {
         let inner = match encoding {
             Encoding::Opus => Inner::Opus(OpusPacketDecoder::new()?),
             Encoding::PcmS16le => Inner::Pcm(PcmDecoder::new(sample_rate_hz)?),
+            Encoding::OggOpus => Inner::Ogg(ogg::OggReader::new(), OpusPacketDecoder::new()?),
+            Encoding::WebmOpus => Inner::Webm(webm::WebmReader::new(), OpusPacketDecoder::new()?),
         };
         Ok(Self { inner })
     }
@@ -91,8 +109,9 @@ impl AudioDecoder {
     /// Decodes one client binary WebSocket message and appends 16 kHz mono
     /// samples to `out`; returns how many were appended.
     ///
-    /// On error nothing is appended and the decoder stays usable for the next
-    /// message.
+    /// On error the decoder stays usable for the next message; nothing is
+    /// appended for a packet or a PCM chunk, and for a container stream the
+    /// packets that did decode are (so `out` may have grown: use it).
     pub fn decode(&mut self, message: &[u8], out: &mut Vec<i16>) -> Result<usize, CodecError> {
         if message.is_empty() {
             return Err(CodecError::EmptyPacket);
@@ -100,6 +119,40 @@ impl AudioDecoder {
         match &mut self.inner {
             Inner::Opus(decoder) => decoder.decode(message, out),
             Inner::Pcm(decoder) => decoder.decode(message, out),
+            Inner::Ogg(reader, decoder) => {
+                let mut packets = Vec::new();
+                let read = reader.push(message, &mut packets).map_err(CodecError::from);
+                decode_all(decoder, &packets, out, read)
+            }
+            Inner::Webm(reader, decoder) => {
+                let mut frames = Vec::new();
+                let read = reader.push(message, &mut frames).map_err(CodecError::from);
+                decode_all(decoder, &frames, out, read)
+            }
         }
+    }
+}
+
+/// Decodes every packet a container gave; the first error (the
+/// container's, or a packet's) is returned after all the rest is decoded.
+fn decode_all(
+    decoder: &mut OpusPacketDecoder,
+    packets: &[Vec<u8>],
+    out: &mut Vec<i16>,
+    read: Result<(), CodecError>,
+) -> Result<usize, CodecError> {
+    let mut first_error = read.err();
+    let mut decoded = 0;
+    for packet in packets.iter().filter(|p| !p.is_empty()) {
+        match decoder.decode(packet, out) {
+            Ok(n) => decoded += n,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(decoded),
     }
 }

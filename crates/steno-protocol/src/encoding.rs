@@ -11,6 +11,12 @@ pub enum Encoding {
     Opus,
     /// Little-endian signed 16-bit mono samples.
     PcmS16le,
+    /// An Ogg Opus stream, in slices of any size (a file, or what a
+    /// `MediaRecorder` emits).
+    OggOpus,
+    /// A WebM stream with an Opus track, in slices of any size (what a
+    /// `MediaRecorder` emits in Chrome).
+    WebmOpus,
 }
 
 impl Encoding {
@@ -19,12 +25,14 @@ impl Encoding {
         match self {
             Self::Opus => "opus",
             Self::PcmS16le => "pcm_s16le",
+            Self::OggOpus => "ogg_opus",
+            Self::WebmOpus => "webm_opus",
         }
     }
 
     /// Parses a query value.
     pub fn from_name(name: &str) -> Option<Self> {
-        [Self::Opus, Self::PcmS16le]
+        [Self::Opus, Self::PcmS16le, Self::OggOpus, Self::WebmOpus]
             .into_iter()
             .find(|e| e.as_str() == name)
     }

@@ -81,7 +81,7 @@ impl ListenParams {
                 _ => {}
             }
         }
-        if params.encoding == Encoding::Opus {
+        if params.encoding != Encoding::PcmS16le {
             params.sample_rate_hz = OUTPUT_SAMPLE_RATE_HZ;
         }
         Ok(params)

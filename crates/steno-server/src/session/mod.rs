@@ -230,8 +230,18 @@ impl Session {
     /// Decodes one audio message and feeds the pipeline.
     async fn audio(&mut self, bytes: &[u8]) -> Result<(), Stop> {
         self.samples.clear();
-        match self.decoder.decode(bytes, &mut self.samples) {
-            Ok(_) => self.bad_run = 0,
+        let decoded = self.decoder.decode(bytes, &mut self.samples);
+        // A container stream's message can hold good packets beside the
+        // bad one: what decoded goes on (a packet codec appends nothing on
+        // error).
+        if !self.samples.is_empty() {
+            self.push_samples().await?;
+        }
+        match decoded {
+            Ok(_) => {
+                self.bad_run = 0;
+                Ok(())
+            }
             Err(e) => {
                 self.bad_run += 1;
                 if self.bad_run >= self.ctx.session.max_bad_packets {
@@ -243,15 +253,18 @@ impl Session {
                         ),
                     ));
                 }
-                return self
-                    .pipeline
+                self.pipeline
                     .say(Event::Error {
                         code: ErrorCode::BadAudio,
-                        message: format!("audio message ignored: {e}"),
+                        message: format!("audio skipped: {e}"),
                     })
-                    .await;
+                    .await
             }
         }
+    }
+
+    /// Feeds the decoded samples to the pipeline.
+    async fn push_samples(&mut self) -> Result<(), Stop> {
         let samples = std::mem::take(&mut self.samples);
         let outcome = self.pipeline.push(&samples).await;
         self.samples = samples;
