@@ -7,8 +7,8 @@
 // page's controls and one Session per Start). Plain ES modules, no framework
 // and no build step: the server serves this folder as it is.
 
-import { captureUnsupported, FRAME_US, OpusCapture } from './capture.js';
-import { closeSentence, errorSentence } from './messages.js';
+import { capturePath, FRAME_US, OpusCapture, RecorderCapture } from './capture.js';
+import { closeSentence, errorSentence, retrySentence } from './messages.js';
 import { Transcript } from './transcript.js';
 
 /** How long Stop waits for the server's remaining finals and its `end`. */
@@ -17,6 +17,13 @@ const END_TIMEOUT_MS = 15_000;
 const SLOW_NETWORK_BYTES = 32_000;
 /** How long "Settled" stays up after a final before going back to "Listening". */
 const SETTLED_MS = 1_500;
+/** A full or loading server is tried again this many times before the page gives up. */
+const MAX_RETRIES = 3;
+/**
+ * Each wait is the server's retry_after_s stretched by up to this fraction at
+ * random, so pages refused together do not all come back at the same moment.
+ */
+const RETRY_JITTER = 0.5;
 /** Send times kept for latency: a minute of 20 ms packets. */
 const MAX_SENT_RECORDS = 3_000;
 
@@ -39,6 +46,7 @@ const ui = {
   statAudio: $('stat-audio'),
   statProcessing: $('stat-processing'),
   statSession: $('stat-session'),
+  statCapture: $('stat-capture'),
 };
 
 const transcript = new Transcript({
@@ -154,6 +162,9 @@ class Session {
     this.errorShown = false;   // a notice already explained the close
     this.closeLabel = null;    // the connection pill's word for a refusal
     this.finals = 0;
+    this.retries = 0;          // refusals waited out so far
+    this.retryWaitS = null;    // set by a refusal the page will wait out
+    this.retryTimer = null;    // the pending reconnect
     this.endTimer = null;
     this.settledTimer = null;
   }
@@ -185,7 +196,7 @@ class Session {
 
   connect() {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const query = new URLSearchParams({ encoding: 'opus', partials: 'true' });
+    const query = new URLSearchParams({ encoding: path.encoding, partials: 'true' });
     // A server with auth.token needs it here: browsers cannot set headers on
     // a WebSocket, so the page passes on its own ?token=.
     const token = new URLSearchParams(location.search).get('token');
@@ -250,9 +261,18 @@ class Session {
 
   onError(m) {
     if (m.code === 'over_capacity' || m.code === 'not_ready') {
-      // Counted down on the page, so "in N seconds" stays true.
-      showNotice('error', (left) => errorSentence(m.code, m.message, left), m.retry_after_s ?? null);
       this.closeLabel = m.code === 'over_capacity' ? 'Server full' : 'Server loading';
+      if (!this.ending && this.retries < MAX_RETRIES) {
+        // Wait it out and try again (onClose reconnects), saying so.
+        this.retries += 1;
+        const attempt = this.retries;
+        const waitS = Math.max(1, Math.round((m.retry_after_s ?? 5) * (1 + RETRY_JITTER * Math.random())));
+        this.retryWaitS = waitS;
+        showNotice('warning', (left) => retrySentence(m.code, m.message, left, attempt, MAX_RETRIES), waitS);
+      } else {
+        // Counted down on the page, so "in N seconds" stays true.
+        showNotice('error', (left) => errorSentence(m.code, m.message, left), m.retry_after_s ?? null);
+      }
     } else {
       const passing = m.code === 'bad_audio' || m.code === 'bad_request'; // the session goes on
       showNotice(passing ? 'warning' : 'error', () => errorSentence(m.code, m.message, null));
@@ -280,6 +300,15 @@ class Session {
   }
 
   async startCapture() {
+    if (path.kind === 'recorder') {
+      this.capture = new RecorderCapture(this.stream, path.mimeType, {
+        onChunk: (bytes, durationMs) => this.sendBytes(bytes, durationMs),
+        onLevel: (rms) => { level = rms; },
+        onError: (sentence) => this.fail(sentence),
+      });
+      await this.capture.start();
+      return;
+    }
     this.capture = new OpusCapture(this.stream, {
       onPacket: (chunk) => this.sendPacket(chunk),
       onLevel: (rms) => { level = rms; },
@@ -290,12 +319,17 @@ class Session {
   }
 
   sendPacket(chunk) {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN || this.endSent) return;
     const packet = new Uint8Array(chunk.byteLength);
     chunk.copyTo(packet);
-    ws.send(packet);
-    this.sentMs += (chunk.duration ?? FRAME_US) / 1000;
+    this.sendBytes(packet, (chunk.duration ?? FRAME_US) / 1000);
+  }
+
+  /** One Opus packet, or one slice of the recorder's stream, of `durationMs` of audio. */
+  sendBytes(bytes, durationMs) {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== WebSocket.OPEN || this.endSent) return;
+    ws.send(bytes);
+    this.sentMs += durationMs;
     this.sent.push({ endMs: this.sentMs, at: performance.now() });
     if (this.sent.length > MAX_SENT_RECORDS) this.sent.shift();
     ui.statAudio.textContent = `${(this.sentMs / 1000).toFixed(1)} s`;
@@ -308,6 +342,16 @@ class Session {
   async stop() {
     this.ending = true;
     setButton('busy');
+    if (this.retryTimer) {
+      // Stopped while waiting to try a full server again.
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      hideNotice();
+      await this.releaseMicrophone();
+      setConnection('idle', 'Stopped');
+      this.finish();
+      return;
+    }
     if (!this.ws) return; // still asking for the microphone; start() finishes
     setConnection('finishing', 'Finishing…');
     await this.releaseMicrophone(); // flushes the encoder: the last packets go out first
@@ -338,6 +382,21 @@ class Session {
 
   async onClose(ev) {
     clearTimeout(this.endTimer);
+    if (this.retryWaitS != null && !this.ending) {
+      // A refusal the page waits out: keep the microphone, connect again.
+      const waitS = this.retryWaitS;
+      this.retryWaitS = null;
+      setConnection('connecting', `${this.closeLabel}, waiting`);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        this.opened = false;
+        this.errorShown = false;
+        this.closeLabel = null;
+        setConnection('connecting', 'Connecting…');
+        this.connect();
+      }, waitS * 1000);
+      return;
+    }
     await this.releaseMicrophone();
     const clean = ev.code === 1000 && this.ending && !this.failed;
     if (!this.opened) {
@@ -403,7 +462,15 @@ ui.toggle.addEventListener('click', () => {
 });
 
 // Where this browser cannot do it, say so before anyone presses Start.
-captureUnsupported().then((reason) => {
+/** The capture path this browser takes (capture.js), known before Start. */
+let path = null;
+
+capturePath().then((found) => {
+  path = found;
+  const reason = found.unsupported;
+  ui.statCapture.textContent = found.label ?? 'none';
+  ui.statCapture.title = found.detail ?? '';
+  if (!reason) console.info(`capture: ${found.detail}`);
   if (reason) {
     setButton('unsupported');
     setConnection('error', 'Unsupported browser');

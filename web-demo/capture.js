@@ -1,18 +1,50 @@
-// steno web demo, capture: a microphone MediaStream in, raw Opus packets out
-// (one EncodedAudioChunk each, as protocol v1 wants them), plus how loud the
-// microphone is.
+// steno web demo, capture: a microphone MediaStream in, audio for
+// /v1/listen out, plus how loud the microphone is. Two paths:
 //
-// MediaStreamTrackProcessor (Chrome, Edge) or an AudioWorklet
-// (capture-worklet.js: Firefox, Safari, or ?capture=worklet) -> AudioData ->
-// WebCodecs AudioEncoder, 20 ms Opus frames.
+// - WebCodecs (OpusCapture): MediaStreamTrackProcessor (Chrome, Edge) or an
+//   AudioWorklet (capture-worklet.js: Firefox, Safari, or ?capture=worklet)
+//   -> AudioData -> AudioEncoder, 20 ms raw Opus packets (encoding=opus).
+// - MediaRecorder (RecorderCapture), where AudioEncoder is missing: a WebM
+//   or Ogg Opus stream cut every RECORDER_SLICE_MS (encoding=webm_opus or
+//   ogg_opus); the server reads the container.
 
 /** Opus frame length asked of the encoder, in microseconds. */
 export const FRAME_US = 20_000;
 /** Enough for clear speech; the server decodes to 16 kHz anyway. */
 export const BITRATE_BPS = 32_000;
 
-/** Says plainly why this browser cannot capture and encode, or returns null. */
+/** How often MediaRecorder hands over a slice of its stream. */
+export const RECORDER_SLICE_MS = 100;
+/** The container streams the server reads, in the order the page prefers. */
+const RECORDER_TYPES = [
+  { mimeType: 'audio/webm;codecs=opus', encoding: 'webm_opus', label: 'MediaRecorder', detail: 'MediaRecorder, WebM Opus stream' },
+  { mimeType: 'audio/ogg;codecs=opus', encoding: 'ogg_opus', label: 'MediaRecorder', detail: 'MediaRecorder, Ogg Opus stream' },
+];
+
+/**
+ * The capture path this browser can take: { kind: 'webcodecs' | 'recorder',
+ * encoding, label (short, for the page), detail, mimeType? }, or
+ * { unsupported: sentence }.
+ */
+export async function capturePath() {
+  const microphone = microphoneUnsupported();
+  if (microphone) return { unsupported: microphone };
+  const webcodecs = await webCodecsUnsupported();
+  if (webcodecs === null) return { kind: 'webcodecs', encoding: 'opus', label: 'WebCodecs', detail: 'WebCodecs AudioEncoder, raw Opus packets' };
+  const recorder = typeof MediaRecorder === 'function'
+    && RECORDER_TYPES.find((t) => MediaRecorder.isTypeSupported(t.mimeType));
+  if (recorder) return { kind: 'recorder', ...recorder };
+  return { unsupported: webcodecs };
+}
+
+/** Says plainly why this browser cannot capture at all, or returns null. */
 export async function captureUnsupported() {
+  const path = await capturePath();
+  return path.unsupported ?? null;
+}
+
+/** Why no page here can have the microphone, or null. */
+function microphoneUnsupported() {
   if (!window.isSecureContext) {
     return 'Browsers only give the microphone to secure pages: open this demo over https://, '
       + 'or on this machine at http://localhost.';
@@ -20,9 +52,14 @@ export async function captureUnsupported() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     return 'This browser does not give web pages access to a microphone.';
   }
+  return null;
+}
+
+/** Says plainly why the WebCodecs path is not possible here, or returns null. */
+async function webCodecsUnsupported() {
   if (typeof AudioEncoder !== 'function' || typeof AudioData !== 'function') {
-    return 'This browser cannot encode audio for streaming: it lacks the WebCodecs AudioEncoder. '
-      + 'Please use a current version of Chrome, Edge or Firefox.';
+    return 'This browser cannot encode audio for streaming: it lacks the WebCodecs AudioEncoder '
+      + 'and a MediaRecorder that writes Opus. Please use a current version of Chrome, Edge or Firefox.';
   }
   if (typeof MediaStreamTrackProcessor !== 'function' && typeof AudioWorkletNode !== 'function') {
     return 'This browser cannot read raw samples from the microphone (no MediaStreamTrackProcessor or AudioWorklet).';
@@ -149,6 +186,75 @@ export class OpusCapture {
       data.close();
     }
   }
+}
+
+/**
+ * One microphone stream as a WebM or Ogg Opus byte stream until `stop()`,
+ * for browsers without AudioEncoder. The level comes from an AnalyserNode.
+ */
+export class RecorderCapture {
+  /**
+   * @param {MediaStream} stream the microphone
+   * @param {string} mimeType one of RECORDER_TYPES
+   * @param {{onChunk: (bytes: ArrayBuffer, durationMs: number) => void,
+   *          onLevel: (rms: number) => void, onError: (sentence: string) => void}} hooks
+   */
+  constructor(stream, mimeType, { onChunk, onLevel, onError }) {
+    this.stream = stream;
+    this.mimeType = mimeType;
+    this.onChunk = onChunk;
+    this.onLevel = onLevel;
+    this.onError = onError;
+    this.recorder = null;
+    this.levelTimer = null;
+    this.ctx = null;
+    // Slices are read in order: each arrayBuffer() waits for the one before.
+    this.sending = Promise.resolve();
+  }
+
+  async start() {
+    this.recorder = new MediaRecorder(this.stream, { mimeType: this.mimeType, audioBitsPerSecond: BITRATE_BPS });
+    let last = performance.now();
+    this.recorder.ondataavailable = (ev) => {
+      const now = performance.now();
+      const durationMs = now - last;
+      last = now;
+      if (!ev.data || ev.data.size === 0) return;
+      this.sending = this.sending
+        .then(() => ev.data.arrayBuffer())
+        .then((bytes) => this.onChunk(bytes, durationMs));
+    };
+    this.recorder.onerror = (ev) => this.onError(`The browser's recorder failed: ${ev.error?.message || ev.error || 'unknown error'}`);
+    this.recorder.start(RECORDER_SLICE_MS);
+    this.ctx = new AudioContext();
+    const analyser = this.ctx.createAnalyser();
+    this.ctx.createMediaStreamSource(this.stream).connect(analyser);
+    const samples = new Float32Array(analyser.fftSize);
+    this.levelTimer = setInterval(() => {
+      analyser.getFloatTimeDomainData(samples);
+      let sum = 0;
+      for (const x of samples) sum += x * x;
+      this.onLevel(Math.sqrt(sum / samples.length));
+    }, 50);
+  }
+
+  /** Stops recording; when it resolves, every slice has gone to onChunk. */
+  async stop() {
+    clearInterval(this.levelTimer);
+    const recorder = this.recorder;
+    this.recorder = null;
+    if (recorder && recorder.state !== 'inactive') {
+      const stopped = new Promise((resolve) => { recorder.onstop = resolve; });
+      recorder.stop();
+      await stopped;
+    }
+    await this.sending.catch(() => {});
+    if (this.ctx) await this.ctx.close().catch(() => {});
+    this.ctx = null;
+    this.onLevel(0);
+  }
+
+  close() {}
 }
 
 /** Root mean square of the first channel, 0..1. */

@@ -7,12 +7,8 @@
  */
 export function errorSentence(code, message, retryAfterS) {
   switch (code) {
-    case 'over_capacity': {
-      // "over capacity: 24 of 24 sessions in use, retry later"
-      const m = /(\d+)\s+of\s+(\d+)/.exec(message || '');
-      const load = m ? ` (${m[1]} of ${m[2]})` : '';
-      return `The server is at capacity${load}. ${retryIn(retryAfterS)}`;
-    }
+    case 'over_capacity':
+      return `The server is at capacity${loadOf(message)}. ${retryIn(retryAfterS)}`;
     case 'not_ready':
       return `The server is still loading its speech model. ${retryIn(retryAfterS)}`;
     case 'bad_request':
@@ -37,6 +33,26 @@ export function errorSentence(code, message, retryAfterS) {
     default:
       return `The server reported an error: ${message || code}.`;
   }
+}
+
+/**
+ * A refusal the page is waiting out by itself: what the server said, and
+ * when the page tries again (`leftS`, counted down) of how many tries.
+ */
+export function retrySentence(code, message, leftS, attempt, of) {
+  const what = code === 'over_capacity'
+    ? `The server is at capacity${loadOf(message)}.`
+    : 'The server is still loading its speech model.';
+  const when = leftS > 0
+    ? `Trying again in ${leftS === 1 ? '1 second' : `${leftS} seconds`}`
+    : 'Trying again now';
+  return `${what} ${when} (${attempt} of ${of}).`;
+}
+
+/** " (24 of 24)" from "over capacity: 24 of 24 sessions in use, retry later". */
+function loadOf(message) {
+  const m = /(\d+)\s+of\s+(\d+)/.exec(message || '');
+  return m ? ` (${m[1]} of ${m[2]})` : '';
 }
 
 /** A close that no `error` message explained. */

@@ -59,6 +59,8 @@ async fn the_demo_page_transcribes_a_microphone_and_explains_a_full_server() {
     let server = TestServer::start(test_config()).await;
     let mut one_slot = test_config();
     one_slot.admission.max_sessions = 1;
+    // The page waits out three refusals by itself: keep those waits short.
+    one_slot.admission.retry_after_s = 2;
     let full = TestServer::start(one_slot).await;
     let holder = SlotHolder::take(&full).await;
 
@@ -153,15 +155,54 @@ async fn the_demo_page_transcribes_a_microphone_and_explains_a_full_server() {
     let shown: Vec<&str> = finals.iter().map(|f| f["text"].as_str().unwrap()).collect();
     assert_eq!(result["clipboard"], shown.join("\n"));
 
-    // The full server: the capacity sentence with the numbers from the server.
+    // The full server: the page says it tries again, three times, then
+    // gives up with the capacity sentence and the numbers from the server.
+    let retrying = result["capacityRetryText"].as_str().unwrap();
+    assert!(
+        retrying.starts_with("The server is at capacity (1 of 1). Trying again in ")
+            && retrying.ends_with(" seconds (1 of 3)."),
+        "retry message: {retrying:?}"
+    );
+    assert!(
+        result["capacityLastRetryText"]
+            .as_str()
+            .unwrap()
+            .ends_with("(3 of 3)."),
+        "{}",
+        result["capacityLastRetryText"]
+    );
     let capacity = result["capacityText"].as_str().unwrap();
     assert!(
         capacity.starts_with("The server is at capacity (1 of 1). Try again in ")
-            && capacity.ends_with(" seconds."),
+            && (capacity.ends_with(" seconds.") || capacity.ends_with(" 1 second.")),
         "capacity message: {capacity:?}"
     );
 
-    // No WebCodecs: a clear message and no Start.
+    assert_eq!(result["liveCapture"], "WebCodecs");
+
+    // No WebCodecs: the page says it records with MediaRecorder instead, and
+    // the server reads its WebM stream.
+    assert_eq!(result["recorderCapture"], "MediaRecorder");
+    assert_eq!(
+        result["recorderCaptureDetail"],
+        "MediaRecorder, WebM Opus stream"
+    );
+    let recorded = result["recorderFinals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let error = wer(SENTENCE, &recorded);
+    println!("MediaRecorder finals: {recorded:?} (WER {error:.2})");
+    assert!(
+        error <= MAX_WER,
+        "WER {error:.2} through MediaRecorder: {recorded:?}"
+    );
+    assert_eq!(result["recorderConnectionAfterStop"], "Finished");
+
+    // Neither WebCodecs nor MediaRecorder: a clear message and no Start.
     let unsupported = result["unsupportedText"].as_str().unwrap();
     assert!(unsupported.contains("AudioEncoder"), "{unsupported:?}");
     assert_eq!(result["unsupportedButtonDisabled"], true);

@@ -32,9 +32,9 @@ const PHONE = { width: 390, height: 844 };
 
 // A hard stop, in case the browser hangs where no Playwright timeout reaches.
 const watchdog = setTimeout(() => {
-  console.error('demo.mjs: gave up after 150 s');
+  console.error('demo.mjs: gave up after 240 s');
   process.exit(3);
-}, 150_000);
+}, 240_000);
 
 mkdirSync(artifacts, { recursive: true });
 const consoleLines = [];
@@ -59,6 +59,15 @@ function recordRows() {
     }
   };
   new MutationObserver(scan).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+}
+
+// In the page: every utterance has its final and nothing new was heard for a
+// while (the fake microphone's trailing silence).
+function quietAfterFinals() {
+  const open = document.querySelector('.utterance[data-state="partial"]')
+    || document.querySelector('#speech[data-state="speech"]');
+  const last = window.__rows.length ? window.__rows[window.__rows.length - 1].t : 0;
+  return !open && performance.now() - last > 2500;
 }
 
 async function shot(page, name) {
@@ -109,6 +118,7 @@ try {
   await page.goto(url);
   await page.waitForSelector('#toggle[data-state="idle"]:not([disabled])', { timeout: 15_000 });
   result.supported = await page.evaluate(() => document.querySelector('#notice').hidden);
+  result.liveCapture = await page.textContent('#stat-capture');
   await shot(page, '01-desktop-idle.png');
 
   await page.click('#toggle');
@@ -131,12 +141,7 @@ try {
   // The speaker may pause inside the clip: wait until every utterance has
   // its final and nothing new has been heard for a while (the file's
   // trailing silence), then stop, before Chromium loops back to speech.
-  await page.waitForFunction(() => {
-    const open = document.querySelector('.utterance[data-state="partial"]')
-      || document.querySelector('#speech[data-state="speech"]');
-    const last = window.__rows.length ? window.__rows[window.__rows.length - 1].t : 0;
-    return !open && performance.now() - last > 2500;
-  }, null, { timeout: 60_000, polling: 100 });
+  await page.waitForFunction(quietAfterFinals, null, { timeout: 60_000, polling: 100 });
   step('quiet after the last final');
   // Stop in the fake file's trailing silence, before it loops back to speech.
   await page.click('#toggle');
@@ -172,8 +177,14 @@ try {
   await full.goto(fullUrl);
   await full.waitForSelector('#toggle[data-state="idle"]:not([disabled])', { timeout: 15_000 });
   await full.click('#toggle');
+  // It waits out the refusal by itself, three times, saying so each time.
   await full.waitForSelector('#notice:not([hidden])', { timeout: 15_000 });
-  await full.waitForSelector('#toggle[data-state="idle"]', { timeout: 15_000 });
+  result.capacityRetryText = await full.textContent('#notice-text');
+  await shot(full, '05-desktop-capacity-retrying.png');
+  const lastTry = () => document.querySelector('#notice-text').textContent.includes('(3 of 3)');
+  await full.waitForFunction(lastTry, null, { timeout: 30_000 });
+  result.capacityLastRetryText = await full.textContent('#notice-text');
+  await full.waitForSelector('#toggle[data-state="idle"]', { timeout: 30_000 });
   result.capacityText = await full.textContent('#notice-text');
   result.capacityConnection = await full.textContent('#connection-text');
   await shot(full, '05-desktop-capacity.png');
@@ -181,16 +192,40 @@ try {
   await shot(full, '06-phone-capacity.png');
   await full.close();
 
-  // 3. A browser without WebCodecs: a clear message and no Start.
+  // 3. A browser without WebCodecs: the page falls back to MediaRecorder
+  // (a WebM Opus stream), says so, and transcribes.
+  const recorder = await context.newPage();
+  current = recorder;
+  watchConsole(recorder, 'recorder');
+  await recorder.addInitScript(() => { delete window.AudioEncoder; });
+  await recorder.addInitScript(recordRows);
+  await recorder.goto(url);
+  await recorder.waitForSelector('#toggle[data-state="idle"]:not([disabled])', { timeout: 15_000 });
+  result.recorderCapture = await recorder.textContent('#stat-capture');
+  result.recorderCaptureDetail = await recorder.getAttribute('#stat-capture', 'title');
+  await recorder.click('#toggle');
+  await recorder.waitForSelector('#connection[data-state="live"]', { timeout: 15_000 });
+  step('live through MediaRecorder');
+  await recorder.waitForSelector('.utterance[data-state="final"]', { timeout: 60_000 });
+  await recorder.waitForFunction(quietAfterFinals, null, { timeout: 60_000, polling: 100 });
+  step('MediaRecorder: quiet after the last final');
+  await recorder.click('#toggle');
+  await recorder.waitForSelector('#toggle[data-state="idle"]', { timeout: 30_000 });
+  result.recorderFinals = await recorder.$$eval('.utterance[data-state="final"] .text', (ts) => ts.map((t) => t.textContent));
+  result.recorderConnectionAfterStop = await recorder.textContent('#connection-text');
+  await shot(recorder, '07-desktop-mediarecorder.png');
+  await recorder.close();
+
+  // 4. Neither WebCodecs nor MediaRecorder: a clear message and no Start.
   const old = await context.newPage();
   current = old;
   watchConsole(old, 'no-webcodecs');
-  await old.addInitScript(() => { delete window.AudioEncoder; });
+  await old.addInitScript(() => { delete window.AudioEncoder; delete window.MediaRecorder; });
   await old.goto(url);
   await old.waitForSelector('#notice:not([hidden])', { timeout: 15_000 });
   result.unsupportedText = await old.textContent('#notice-text');
   result.unsupportedButtonDisabled = await old.isDisabled('#toggle');
-  await shot(old, '07-desktop-no-webcodecs.png');
+  await shot(old, '08-desktop-no-webcodecs.png');
   await old.close();
 
   await context.close();
