@@ -41,8 +41,15 @@ async fn final_words_start_and_end_where_they_were_spoken() {
     }
     audio.extend(silence(1200));
 
-    let mut ws = server.connect("encoding=opus&partials=false&words=true").await;
-    send_all(&mut ws, &opus_packets(&audio, 20), Duration::from_millis(20)).await;
+    let mut ws = server
+        .connect("encoding=opus&partials=false&words=true")
+        .await;
+    send_all(
+        &mut ws,
+        &opus_packets(&audio, 20),
+        Duration::from_millis(20),
+    )
+    .await;
     ws.end().await.unwrap();
     let t = collect(&mut ws, Duration::from_secs(60)).await;
     let words: Vec<_> = t
@@ -82,6 +89,9 @@ async fn final_words_start_and_end_where_they_were_spoken() {
         );
         assert!((0.0..=1.0).contains(&said.probability));
     }
-    println!("worst start/end error over {} words: {worst} ms", truth.len());
+    println!(
+        "worst start/end error over {} words: {worst} ms",
+        truth.len()
+    );
     server.stop().await;
 }
