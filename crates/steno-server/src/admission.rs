@@ -21,6 +21,11 @@ pub struct AdmissionConfig {
     pub max_sessions: usize,
     /// Seconds a refused client is told to wait before retrying.
     pub retry_after_s: u32,
+    /// Admission by load: while the oldest final has waited longer than
+    /// this for a worker, new sessions are refused with `over_capacity`
+    /// and `/ready` says 503 `overloaded`, whatever the session count
+    /// (the open sessions are served as before). 0 = off.
+    pub max_final_wait_s: f32,
 }
 
 impl Default for AdmissionConfig {
@@ -28,6 +33,7 @@ impl Default for AdmissionConfig {
         Self {
             max_sessions: 24,
             retry_after_s: 5,
+            max_final_wait_s: 5.0,
         }
     }
 }
@@ -40,7 +46,22 @@ impl AdmissionConfig {
                 format!("must be 1..=10000, got {}", self.max_sessions),
             ));
         }
+        let wait = self.max_final_wait_s;
+        if wait.is_nan() || wait < 0.0 || wait.is_infinite() {
+            return Err(Invalid::new(
+                "admission.max_final_wait_s",
+                "must be 0 (off) or more seconds",
+            ));
+        }
         Ok(())
+    }
+}
+
+impl AdmissionConfig {
+    /// The backlog past which new sessions are refused; None when off.
+    pub fn final_wait_limit(&self) -> Option<std::time::Duration> {
+        (self.max_final_wait_s > 0.0)
+            .then(|| std::time::Duration::from_secs_f32(self.max_final_wait_s))
     }
 }
 

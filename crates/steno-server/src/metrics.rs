@@ -16,6 +16,7 @@ use crate::worker::{JobKind, Lane};
 pub const SESSIONS_ACTIVE: &str = "steno_sessions_active";
 pub const SESSIONS_ADMITTED: &str = "steno_sessions_admitted_total";
 pub const SESSIONS_REFUSED: &str = "steno_sessions_refused_total";
+pub const SESSIONS_REFUSED_OVERLOAD: &str = "steno_sessions_refused_overload_total";
 pub const AUDIO_MS: &str = "steno_audio_received_milliseconds_total";
 pub const UTTERANCES: &str = "steno_utterances_total";
 pub const PARTIALS_SENT: &str = "steno_partials_sent_total";
@@ -75,7 +76,11 @@ fn describe() {
     describe_counter!(SESSIONS_ADMITTED, "Sessions admitted since start.");
     describe_counter!(
         SESSIONS_REFUSED,
-        "Connections refused because every session slot was in use."
+        "Connections refused over capacity: every session slot in use, or finals waiting past admission.max_final_wait_s."
+    );
+    describe_counter!(
+        SESSIONS_REFUSED_OVERLOAD,
+        "Of those, the ones refused by load: the oldest final had waited past admission.max_final_wait_s."
     );
     describe_counter!(
         AUDIO_MS,
@@ -148,6 +153,11 @@ pub fn session_admitted() {
 
 pub fn session_refused() {
     counter!(SESSIONS_REFUSED).increment(1);
+}
+
+pub fn session_refused_overload() {
+    counter!(SESSIONS_REFUSED).increment(1);
+    counter!(SESSIONS_REFUSED_OVERLOAD).increment(1);
 }
 
 /// Counts decoded 16 kHz samples as milliseconds of audio.

@@ -22,7 +22,8 @@
 //!
 //! `abuse/faults.rs` has the fault injection, `abuse/probes.rs` the
 //! measurements and the raw client, `abuse/bugs.rs` the tests of the bugs
-//! this suite found (the open one `#[ignore]`d). Figures are printed with
+//! this suite found (the open one `#[ignore]`d), `abuse/overload.rs`
+//! admission by load. Figures are printed with
 //! `--nocapture`; docs/reliability.md has them.
 
 #[path = "abuse/bugs.rs"]
@@ -30,6 +31,8 @@ mod bugs;
 mod common;
 #[path = "abuse/faults.rs"]
 mod faults;
+#[path = "abuse/overload.rs"]
+mod overload;
 #[path = "abuse/probes.rs"]
 mod probes;
 

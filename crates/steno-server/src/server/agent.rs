@@ -11,8 +11,8 @@
 //! - `down`: the model is still loading.
 //!
 //! After `#` comes a description for HAProxy's stats page (`#ready 3/24`).
-//! Whether an instance is full is left to the `/ready` health check, which
-//! answers the same question per request.
+//! Whether an instance is full (or overloaded) is left to the `/ready`
+//! health check, which answers the same question per request.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +34,7 @@ pub fn reply(state: Readiness, in_use: usize, capacity: usize) -> String {
         Readiness::Loading => "down #loading\n".to_string(),
         Readiness::Draining => format!("drain #draining {in_use}/{capacity}\n"),
         Readiness::Full => format!("up ready {weight}% #full {in_use}/{capacity}\n"),
+        Readiness::Overloaded => format!("up ready {weight}% #overloaded {in_use}/{capacity}\n"),
         Readiness::Ready => format!("up ready {weight}% #ready {in_use}/{capacity}\n"),
     }
 }

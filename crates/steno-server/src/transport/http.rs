@@ -147,6 +147,8 @@ pub enum Readiness {
     Loading,
     Draining,
     Full,
+    /// Finals wait longer than `admission.max_final_wait_s` for a worker.
+    Overloaded,
 }
 
 impl Readiness {
@@ -157,6 +159,7 @@ impl Readiness {
             Self::Loading => Some("loading"),
             Self::Draining => Some("draining"),
             Self::Full => Some("full"),
+            Self::Overloaded => Some("overloaded"),
         }
     }
 }
@@ -169,9 +172,19 @@ pub fn readiness(state: &AppState) -> Readiness {
         Readiness::Draining
     } else if state.admission.in_use() >= state.admission.capacity() {
         Readiness::Full
+    } else if overload(state).is_some() {
+        Readiness::Overloaded
     } else {
         Readiness::Ready
     }
+}
+
+/// How long the oldest final has waited, when that is past
+/// `admission.max_final_wait_s`: admission by load.
+pub fn overload(state: &AppState) -> Option<std::time::Duration> {
+    let limit = state.config.admission.final_wait_limit()?;
+    let waited = state.sessions.queue.oldest_final_wait();
+    (waited > limit).then_some(waited)
 }
 
 /// Whether a new session would be admitted now: for load balancers.

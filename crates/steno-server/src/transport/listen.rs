@@ -97,6 +97,18 @@ pub fn admit(state: &AppState) -> Result<SessionPermit, Refusal> {
             retry_after_s: Some(state.config.admission.retry_after_s),
         });
     }
+    if let Some(waited) = super::http::overload(state) {
+        metrics::session_refused_overload();
+        return Err(Refusal {
+            code: ErrorCode::OverCapacity,
+            message: format!(
+                "over capacity: finals are waiting {:.1} s for a worker (admission.max_final_wait_s is {} s), retry later",
+                waited.as_secs_f32(),
+                state.config.admission.max_final_wait_s
+            ),
+            retry_after_s: Some(state.config.admission.retry_after_s),
+        });
+    }
     state.admission.try_admit().map_err(|e| match e {
         AdmissionError::OverCapacity { .. } => Refusal {
             code: ErrorCode::OverCapacity,

@@ -31,7 +31,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -426,6 +426,16 @@ impl JobQueue {
     /// Jobs waiting on every lane together.
     pub fn waiting(&self) -> usize {
         self.lock().lanes.iter().map(VecDeque::len).sum()
+    }
+
+    /// How long the oldest final waiting for a worker has waited (zero
+    /// when none waits): the backlog that admission by load watches. The
+    /// final lane is first in, first out, so its front is the oldest.
+    pub fn oldest_final_wait(&self) -> Duration {
+        self.lock()
+            .lane(Lane::Final)
+            .front()
+            .map_or(Duration::ZERO, |job| job.enqueued_at.elapsed())
     }
 }
 
