@@ -30,6 +30,9 @@ pub struct SessionConfig {
     pub outbound_queue: usize,
     /// A client that does not take a message for this long is closed.
     pub send_timeout_s: f32,
+    /// Bytes of client messages read ahead while the session waits for the
+    /// workers (so pings are answered); past it the socket is not read.
+    pub read_ahead_bytes: usize,
 }
 
 impl Default for SessionConfig {
@@ -45,6 +48,7 @@ impl Default for SessionConfig {
             early_finals: true,
             outbound_queue: 64,
             send_timeout_s: 10.0,
+            read_ahead_bytes: 1 << 20,
         }
     }
 }
@@ -76,6 +80,15 @@ impl SessionConfig {
             return Err(Invalid::new(
                 "session.max_bad_packets",
                 "must be at least 1",
+            ));
+        }
+        if !(self.max_message_bytes..=256 << 20).contains(&self.read_ahead_bytes) {
+            return Err(Invalid::new(
+                "session.read_ahead_bytes",
+                format!(
+                    "must be session.max_message_bytes ({}) to 268435456, got {}",
+                    self.max_message_bytes, self.read_ahead_bytes
+                ),
             ));
         }
         if self.outbound_queue < 4 {

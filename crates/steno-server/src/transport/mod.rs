@@ -7,6 +7,8 @@
 //! files   /v1/audio/transcriptions, /v1/models, /v1/jobs: OpenAI-compatible files
 //! socket  what every WebSocket door shares: handshake, limits, reads, a writer
 //!         with deadlines, the close codes
+//! read_ahead  the socket read on while a session waits (pings answered),
+//!         up to session.read_ahead_bytes
 //! ```
 //!
 //! A new door plugs in as a route in `http::router` and a module here that
@@ -15,6 +17,7 @@
 pub mod files;
 pub mod http;
 pub mod listen;
+pub mod read_ahead;
 pub mod socket;
 
 pub use http::{AppState, router};

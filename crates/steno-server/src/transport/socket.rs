@@ -220,8 +220,9 @@ where
 }
 
 /// Runs one session over a WebSocket: a writer task speaks `outbox`'s
-/// events (after `first`), the session reads `listen`'s mapping of the
-/// client's frames. Returns how the session ended.
+/// events (after `first`), a reader task reads the client's frames ahead
+/// (`read_ahead`: pings are answered while the session waits), the session
+/// takes `listen`'s mapping of them. Returns how the session ended.
 pub async fn serve<W, L, F>(
     ws: W,
     session: Session,
@@ -248,7 +249,11 @@ where
         )
         .in_current_span(),
     );
-    let inputs = reads(stream, config.max_message_bytes).map(&mut listen);
+    let inputs = super::read_ahead::read_ahead(
+        reads(stream, config.max_message_bytes),
+        config.read_ahead_bytes,
+    )
+    .map(&mut listen);
     let end = session.run(inputs, done).await;
     if end == SessionEnd::ClientGone {
         // Nobody will read what the writer holds: dropping it now drops the

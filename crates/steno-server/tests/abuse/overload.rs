@@ -97,3 +97,61 @@ fn spoken(sentence: &str) -> Vec<i16> {
     audio.extend(speech::silence(1200));
     audio
 }
+
+/// A session waiting for room in the worker queue still answers its
+/// client's WebSocket pings (a client with a ping timeout would otherwise
+/// drop it), and loses none of its finals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_are_answered_while_a_session_waits_for_the_workers() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let _serial = SERIAL.lock().await;
+    let mut config = test_config();
+    config.workers.count = 1;
+    config.workers.final_queue_capacity = 1;
+    config.admission.max_final_wait_s = 0.0;
+    let faults = Faults::new(Duration::from_secs(5));
+    let server = start_faulty_server(config, faults.clone()).await;
+    let mut ws = server.connect("encoding=pcm_s16le&partials=false").await;
+    // Three slow finals at once: one runs, one waits in the queue, and the
+    // session waits to queue the third.
+    let sentences = [SENTENCE, OTHER_SENTENCE, SENTENCE];
+    for sentence in sentences {
+        send_all(&mut ws, &marked_pcm(sentence, SLOW_MARK), Duration::ZERO).await;
+    }
+    assert!(wait_until(Duration::from_secs(30), || faults.slow_started() == 1).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        faults.slow_finished(),
+        0,
+        "the first final is still running"
+    );
+    let pinged = std::time::Instant::now();
+    ws.socket()
+        .send(Message::Ping(b"still there?".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = loop {
+        match tokio::time::timeout(Duration::from_secs(20), ws.socket().next()).await {
+            Ok(Some(Ok(Message::Pong(data)))) => break data,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("no pong: {other:?}"),
+        }
+    };
+    let answered = pinged.elapsed();
+    println!(
+        "pong {answered:?} after the ping, while the first of 3 slow finals ran ({} finished)",
+        faults.slow_finished()
+    );
+    assert_eq!(&pong[..], b"still there?");
+    assert_eq!(
+        faults.slow_finished(),
+        0,
+        "answered only once the worker was free"
+    );
+    ws.end().await.unwrap();
+    let t = collect(&mut ws, Duration::from_secs(90)).await;
+    assert_eq!(t.finals().len(), 3, "{:?}", t.messages);
+    server.stop().await;
+}
