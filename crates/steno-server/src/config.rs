@@ -308,6 +308,34 @@ mod tests {
         assert!(err.to_string().contains("frame_ms"), "{err}");
         let err = Config::load(None, env(&[("STENO_SESSION__IDLE_TIMEOUT_S", "-1")])).unwrap_err();
         assert!(err.to_string().contains("session.idle_timeout_s"), "{err}");
+        for (var, value, key) in [
+            (
+                "STENO_SERVER__AGENT_LISTEN",
+                "port 9081",
+                "server.agent_listen",
+            ),
+            (
+                "STENO_ADMISSION__MAX_FINAL_WAIT_S",
+                "-2",
+                "admission.max_final_wait_s",
+            ),
+            (
+                "STENO_SESSION__READ_AHEAD_BYTES",
+                "100",
+                "session.read_ahead_bytes",
+            ),
+        ] {
+            let err = Config::load(None, env(&[(var, value)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{var}={value}: {err}");
+        }
+        let ok = Config::load(
+            None,
+            env(&[("STENO_SERVER__AGENT_LISTEN", "127.0.0.1:9081")]),
+        );
+        assert_eq!(
+            ok.unwrap().server.agent_addr().unwrap(),
+            Some("127.0.0.1:9081".parse().unwrap())
+        );
     }
 
     #[test]

@@ -95,9 +95,7 @@ impl ServerConfig {
         }
         Ok(())
     }
-}
 
-impl ServerConfig {
     /// The agent's address, if one is set.
     pub fn agent_addr(&self) -> Result<Option<SocketAddr>, Invalid> {
         if self.agent_listen.is_empty() {
