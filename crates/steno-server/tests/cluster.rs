@@ -38,11 +38,41 @@ async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     LOCK.lock().await
 }
 
+/// A cluster whose every instance HAProxy has checked up, with its agent's
+/// weight (its capacity) in place: sessions opened at once then spread as
+/// the config says, even on a busy machine where a first check was slow.
 async fn up(instances: usize, max_sessions: &str) -> Cluster {
     let sizes = max_sessions.to_string();
-    tokio::task::spawn_blocking(move || Cluster::up(instances, &sizes))
+    let cluster = tokio::task::spawn_blocking(move || Cluster::up(instances, &sizes))
         .await
-        .unwrap()
+        .unwrap();
+    let capacity = |i: usize| -> u32 {
+        let sizes: Vec<u32> = max_sessions
+            .split(',')
+            .map(|s| s.parse().unwrap())
+            .collect();
+        if sizes.len() == 1 {
+            sizes[0]
+        } else {
+            sizes[i - 1]
+        }
+    };
+    let settled = time_until(Duration::from_secs(20), || async {
+        let servers = cluster.servers("live").await;
+        (1..=instances).all(|i| {
+            servers
+                .get(&format!("steno{i}"))
+                .is_some_and(|s| s.up && s.weight == capacity(i))
+        })
+    })
+    .await;
+    assert!(
+        settled.is_some(),
+        "HAProxy never saw every instance up with its weight: {:?}\n{}",
+        cluster.servers("live").await,
+        cluster.logs()
+    );
+    cluster
 }
 
 fn listen_url(addr: SocketAddr) -> String {
