@@ -11,8 +11,10 @@
 # `up` starts instances steno1..stenoN on 127.0.0.1:P+1..P+N (agents on
 # P+1001..P+1000+N) and HAProxy on 127.0.0.1:P (default 8080) with
 # deploy/haproxy/haproxy.cfg written out for N instances, waits until the
-# balancer answers, and prints its address. --max-sessions takes one value
-# for all, or one per instance (4,8,4: instances of different sizes).
+# balancer answers and has every instance in rotation with its weight
+# (read from HAProxy's admin socket with python3), and prints its address.
+# --max-sessions takes one value for all, or one per instance (4,8,4:
+# instances of different sizes).
 # Everything lives in DIR (default target/cluster): configs, pids, logs,
 # each instance's spool. The instances run the binary in $STENO_BIN, or
 # target/release/steno (built, with the model, when missing); any other
@@ -108,15 +110,51 @@ stop_pid_file() {
     rm -f "$pidfile"
 }
 
-# Healthy on its own port, and HAProxy has seen it and its agent (two
-# check intervals).
+# HAProxy's view of the live backend: "NAME OP_STATE ADMIN_STATE WEIGHT"
+# per instance, read from its admin socket (python3: no socat needed).
+lb_servers() {
+    python3 - "$dir/haproxy.sock" <<'PY' 2>/dev/null || true
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"show servers state\n")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+for line in data.decode().splitlines():
+    f = line.split()
+    if len(f) > 8 and f[1] == "live" and not f[3].endswith("_refuse"):
+        print(f[3], f[5], f[6], f[7])
+PY
+}
+
+# Waits up to $2 s until HAProxy has instance $1 up, not draining, with its
+# agent's weight (its capacity, at most 256): only then do sessions spread
+# as the weights say.
+wait_in_rotation() {
+    local i="$1" limit="$2" want t
+    # shellcheck disable=SC1090
+    source "$state"
+    want="$(size_of "$i" "$MAX_SESSIONS")"
+    [ "$want" -gt 256 ] && want=256
+    for ((t = 0; t < limit * 5; t++)); do
+        [ "$(lb_servers | awk -v n="steno$i" '$1 == n { print $2, $3, $4 }')" = "2 0 $want" ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# Healthy on its own port, then in HAProxy's rotation with its weight.
 wait_instance() {
     local i="$1"
     # shellcheck disable=SC1090
     source "$state"
     wait_200 "http://127.0.0.1:$((PORT + i))/health" 120 ||
         die "steno$i did not become healthy (see $dir/steno$i.log)"
-    sleep 2
+    wait_in_rotation "$i" 20 || die "HAProxy did not take steno$i back (see $dir/haproxy.log)"
 }
 
 write_haproxy_cfg() {
@@ -171,10 +209,12 @@ EOF
         start_haproxy
         wait_200 "http://127.0.0.1:$port/ready" 30 ||
             die "the balancer does not answer (see $dir/haproxy.log)"
-        # Two agent intervals: every instance's weight (its capacity) is in
-        # place before the first session, so leastconn never compares a
-        # reported weight with a configured one.
-        sleep 2
+        # Every instance's weight (its capacity) in place before the first
+        # session, so leastconn never weighs a reported weight against a
+        # configured one.
+        for ((i = 1; i <= instances; i++)); do
+            wait_in_rotation "$i" 20 || die "HAProxy did not take steno$i (see $dir/haproxy.log)"
+        done
         say "$instances instances (max_sessions $max_sessions) behind HAProxy"
         echo "http://127.0.0.1:$port"
         ;;
