@@ -37,12 +37,6 @@ export async function capturePath() {
   return { unsupported: webcodecs };
 }
 
-/** Says plainly why this browser cannot capture at all, or returns null. */
-export async function captureUnsupported() {
-  const path = await capturePath();
-  return path.unsupported ?? null;
-}
-
 /** Why no page here can have the microphone, or null. */
 function microphoneUnsupported() {
   if (!window.isSecureContext) {

@@ -41,14 +41,6 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// One try, no retry.
-    pub fn none() -> Self {
-        Self {
-            retries: 0,
-            ..Self::default()
-        }
-    }
-
     /// The wait before trying again after `error`, with `unit` (0..1) the
     /// random draw; None when another try would not help.
     pub fn wait_for(&self, error: &ConnectError, unit: f64) -> Option<Duration> {
