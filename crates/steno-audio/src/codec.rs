@@ -9,6 +9,9 @@
 //! - **PCM** ([`Encoding::PcmS16le`]): little-endian 16-bit mono samples at 8,
 //!   16, 24 or 48 kHz; other rates than 16 kHz go through a streaming
 //!   polyphase resampler ([`resample`]).
+//! - **G.711** ([`AudioDecoder::g711_mu`], [`AudioDecoder::g711_a`]): one
+//!   µ-law or A-law byte per sample at 8 kHz (the Realtime door's
+//!   `audio/pcmu` and `audio/pcma`), resampled like 8 kHz PCM.
 //! - **Ogg Opus** and **WebM Opus** ([`Encoding::OggOpus`],
 //!   [`Encoding::WebmOpus`]): a container byte stream cut into messages
 //!   anywhere; [`ogg`] and [`webm`] take the Opus packets out of it and the
@@ -29,7 +32,7 @@ pub mod webm;
 mod tests;
 
 use opus_packet::OpusPacketDecoder;
-use pcm::PcmDecoder;
+use pcm::{Law, PcmDecoder};
 
 /// How the client encodes the audio in its binary messages (a wire type).
 pub use steno_protocol::Encoding;
@@ -104,6 +107,20 @@ impl AudioDecoder {
             Encoding::WebmOpus => Inner::Webm(webm::WebmReader::new(), OpusPacketDecoder::new()?),
         };
         Ok(Self { inner })
+    }
+
+    /// A decoder of G.711 µ-law bytes at 8 kHz (`audio/pcmu`).
+    pub fn g711_mu() -> Self {
+        Self {
+            inner: Inner::Pcm(PcmDecoder::g711(Law::Mu)),
+        }
+    }
+
+    /// A decoder of G.711 A-law bytes at 8 kHz (`audio/pcma`).
+    pub fn g711_a() -> Self {
+        Self {
+            inner: Inner::Pcm(PcmDecoder::g711(Law::A)),
+        }
     }
 
     /// Decodes one client binary WebSocket message and appends 16 kHz mono

@@ -347,3 +347,48 @@ fn malformed_opus_is_an_error_and_does_not_poison_the_decoder() {
         "the good packets after the bad ones decode as if nothing happened"
     );
 }
+
+#[test]
+fn g711_bytes_decode_to_the_standard_values() {
+    use super::pcm::{a_law, mu_law};
+    // ITU-T G.711: the codes for silence, and the largest magnitudes.
+    assert_eq!(mu_law(0xFF), 0);
+    assert_eq!(mu_law(0x7F), 0);
+    assert_eq!(mu_law(0x80), 32_124);
+    assert_eq!(mu_law(0x00), -32_124);
+    assert_eq!(a_law(0xD5), 8);
+    assert_eq!(a_law(0x55), -8);
+    assert_eq!(a_law(0xAA), 32_256);
+    assert_eq!(a_law(0x2A), -32_256);
+    // Both laws are monotonic over their codes of one sign.
+    let mu: Vec<i16> = (0x80..=0xFFu8).rev().map(mu_law).collect();
+    assert!(mu.windows(2).all(|w| w[0] < w[1]), "{mu:?}");
+}
+
+#[test]
+fn g711_at_8_khz_comes_out_at_16_khz() {
+    // A 440 Hz tone, µ-law coded by its inverse table: the decoder doubles
+    // the sample count and keeps the pitch.
+    let tone = sine(440.0, 8_000, 0.5, 8_000.0);
+    let codes: Vec<u8> = tone
+        .iter()
+        .map(|&s| {
+            (0..=255u8)
+                .min_by_key(|&c| (i32::from(super::pcm::mu_law(c)) - i32::from(s)).abs())
+                .unwrap()
+        })
+        .collect();
+    let mut decoder = AudioDecoder::g711_mu();
+    let mut out = Vec::new();
+    decoder.decode(&codes, &mut out).unwrap();
+    assert!((out.len() as i64 - 8_000).abs() < 64, "{}", out.len());
+    let f = zero_crossing_frequency(&out[400..]);
+    assert!((f - 440.0).abs() < 2.0, "{f}");
+    let mut a = AudioDecoder::g711_a();
+    let mut out_a = Vec::new();
+    assert!(a.decode(&[0xD5; 160], &mut out_a).unwrap() > 300);
+    assert!(
+        out_a.iter().all(|s| s.abs() < 16),
+        "A-law silence stays silent"
+    );
+}

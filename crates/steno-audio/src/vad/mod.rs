@@ -23,6 +23,9 @@
 //!   ([`EndReason::MaxLength`]); if speech goes on, the next utterance starts
 //!   at the cut with no gap.
 //! - [`Segmenter::finalize`] and [`Segmenter::flush`] close it on request.
+//! - A [`Segmenter::manual`] one hears every frame as speech: an utterance
+//!   is whatever the client sent between two `finalize` calls (cut at
+//!   `max_utterance_s` all the same).
 //!
 //! Sample positions count from the session's first sample. Utterance indices
 //! count from 0 without gaps; utterances never overlap, and
@@ -153,6 +156,15 @@ impl FrameClassifier for LoudnessClassifier {
     }
 }
 
+/// Hears speech in every frame ([`Segmenter::manual`]).
+struct EveryFrameSpeech;
+
+impl FrameClassifier for EveryFrameSpeech {
+    fn classify(&mut self, _frame: &[i16]) -> Voicing {
+        Voicing::Speech
+    }
+}
+
 impl Segmenter {
     /// Makes a segmenter for one stream; fails if `config` is not valid.
     pub fn new(config: &SegmenterConfig) -> Result<Self, VadError> {
@@ -164,6 +176,18 @@ impl Segmenter {
         };
         let vad = Vad::new_with_rate_and_mode(SampleRate::Rate16kHz, mode);
         Self::with_classifier(config, Box::new(WebRtcClassifier(vad)))
+    }
+
+    /// A segmenter without voice detection, for clients that say where
+    /// utterances end (the Realtime door's manual commits): every frame is
+    /// speech, two frames confirm it, only [`Segmenter::finalize`],
+    /// [`Segmenter::flush`] and `max_utterance_s` end an utterance.
+    pub fn manual(config: &SegmenterConfig) -> Result<Self, VadError> {
+        let config = SegmenterConfig {
+            min_speech_ms: 2 * config.frame_ms,
+            ..config.clone()
+        };
+        Self::with_classifier(&config, Box::new(EveryFrameSpeech))
     }
 
     /// A segmenter that asks `classifier` instead of webrtc-vad (tests of
