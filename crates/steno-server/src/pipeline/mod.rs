@@ -205,6 +205,21 @@ impl Pipeline {
         }
     }
 
+    /// Drops the open utterance unheard (the client cleared its buffer)
+    /// and says so; no final comes for it.
+    pub async fn discard(&mut self) -> Result<(), Stop> {
+        self.early = None;
+        let utterance = self.segmenter.finalize().map(|u| u.index);
+        self.say(Event::Discarded { utterance }).await
+    }
+
+    /// Cuts utterances with `segmenter` from now on; only before any audio
+    /// (sample positions count from the segmenter's first sample).
+    pub fn replace_segmenter(&mut self, segmenter: Segmenter) {
+        debug_assert_eq!(self.segmenter.samples_seen(), 0);
+        self.segmenter = segmenter;
+    }
+
     /// Whether an utterance is open.
     pub fn in_speech(&self) -> bool {
         self.segmenter.in_speech()
@@ -261,6 +276,11 @@ impl Pipeline {
             }
         };
         self.finals += 1;
+        self.say(Event::SpeechEnded {
+            utterance: u.index,
+            end_ms: ms(u.end_sample),
+        })
+        .await?;
         let pending = PendingFinal {
             utterance: u.index,
             start_ms: ms(u.start_sample),

@@ -40,8 +40,17 @@ pub enum Event {
         /// Each word with its times in session audio, when asked for.
         words: Vec<Word>,
     },
+    /// The utterance is closed and queued for its final (`end_ms`: where
+    /// its audio stops). Its `Final` follows.
+    SpeechEnded { utterance: u32, end_ms: u64 },
+    /// The client's buffered audio was dropped at its request, with the
+    /// open utterance if there was one (no final follows for it).
+    Discarded { utterance: Option<u32> },
     /// The client's `end` has been served.
     End { utterances: u32, audio_ms: u64 },
+    /// A message of the door's own (an answer to a request only that door
+    /// has), sent as it is, in order with the rest.
+    Reply(String),
     /// Something went wrong; `Close` follows if the session ends.
     Error { code: ErrorCode, message: String },
     /// The last event: close the transport this way.

@@ -65,6 +65,15 @@ pub enum Input {
     /// A message the door could not take; the client is told, the session
     /// goes on.
     Rejected(ErrorCode, String),
+    /// New settings from the client, before any audio (the Realtime
+    /// door's `session.update`); `reply` is sent once they apply.
+    Configure(Box<Configure>),
+    /// Drop the audio of the open utterance (the Realtime door's
+    /// `input_audio_buffer.clear`).
+    Discard,
+    /// A message of the door's own for its client (an answer only that
+    /// door gives), sent in order with the session's events.
+    Reply(String),
     /// The client sent a close frame: answer it, send nothing more.
     ClientClosed,
     /// The client's stream broke in a way the door names: tell the client
@@ -73,6 +82,28 @@ pub enum Input {
         close: Close,
         message: Option<(ErrorCode, String)>,
     },
+}
+
+/// What a door's client changed; `None` leaves a setting as it is.
+pub struct Configure {
+    /// Decodes the client's audio from now on.
+    pub decoder: Option<AudioDecoder>,
+    /// Cuts utterances from now on; only before any audio.
+    pub segmenter: Option<Segmenter>,
+    /// Finals carry word times.
+    pub words: Option<bool>,
+    /// The door's answer, sent in order once the change applies.
+    pub reply: String,
+}
+
+impl std::fmt::Debug for Configure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Configure")
+            .field("decoder", &self.decoder.is_some())
+            .field("segmenter", &self.segmenter.is_some())
+            .field("words", &self.words)
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a session ended, for logs and tests.
@@ -204,6 +235,9 @@ impl Session {
                 Some(Input::Control(ClientMessage::Keepalive)) => Ok(()),
                 Some(Input::Control(ClientMessage::Finalize)) => self.pipeline.finalize().await,
                 Some(Input::Control(ClientMessage::End)) => return self.end().await,
+                Some(Input::Configure(change)) => self.configure(*change).await,
+                Some(Input::Discard) => self.pipeline.discard().await,
+                Some(Input::Reply(text)) => self.pipeline.say(Event::Reply(text)).await,
                 Some(Input::Rejected(code, message)) => {
                     self.pipeline.say(Event::Error { code, message }).await
                 }
@@ -225,6 +259,30 @@ impl Session {
             // the client's idleness.
             idle_deadline = tokio::time::Instant::now() + idle;
         }
+    }
+
+    /// Applies a client's new settings, then sends the door's reply. A
+    /// segmenter after audio is refused (its positions would not match).
+    async fn configure(&mut self, change: Configure) -> Result<(), Stop> {
+        if change.segmenter.is_some() && self.pipeline.audio_ms() > 0 {
+            return self
+                .pipeline
+                .say(Event::Error {
+                    code: ErrorCode::BadRequest,
+                    message: "turn detection cannot change once audio has been sent".to_string(),
+                })
+                .await;
+        }
+        if let Some(decoder) = change.decoder {
+            self.decoder = decoder;
+        }
+        if let Some(segmenter) = change.segmenter {
+            self.pipeline.replace_segmenter(segmenter);
+        }
+        if let Some(words) = change.words {
+            self.pipeline.want_words(words);
+        }
+        self.pipeline.say(Event::Reply(change.reply)).await
     }
 
     /// Decodes one audio message and feeds the pipeline.

@@ -500,19 +500,23 @@ async fn multipart_of(req: Request) -> Result<Multipart, Response> {
     })
 }
 
-/// `GET /v1/models`: the one model, under the names clients send.
-pub async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(e) = state.config.auth.check(&headers, None) {
-        return ApiResponse(e).into_response();
-    }
-    let id = state
-        .config
+/// The model's name as clients see it: its file's stem without `ggml-`.
+pub fn model_id(config: &crate::config::Config) -> String {
+    config
         .model
         .path
         .file_stem()
         .and_then(|s| s.to_str())
         .map(|s| s.trim_start_matches("ggml-").to_string())
-        .unwrap_or_else(|| "whisper".to_string());
+        .unwrap_or_else(|| "whisper".to_string())
+}
+
+/// `GET /v1/models`: the one model, under the names clients send.
+pub async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(e) = state.config.auth.check(&headers, None) {
+        return ApiResponse(e).into_response();
+    }
+    let id = model_id(&state.config);
     Json(serde_json::json!({
         "object": "list",
         "data": [{"id": id, "object": "model", "created": 0, "owned_by": "steno"}],

@@ -51,6 +51,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/jobs/{id}/result", get(files::job_result))
         .route("/v1/listen", get(super::listen::listen))
+        .route("/v1/realtime", get(super::realtime::realtime))
         .route("/v1/sessions", get(sessions))
         .route("/health", get(health))
         .route("/ready", get(ready))

@@ -24,7 +24,7 @@ use tracing::Instrument;
 
 use super::AppState;
 use super::http::ApiResponse;
-use super::socket::{self, Read, websocket_accept_key, websocket_config};
+use super::socket::{self, Read, WebSocket, websocket_accept_key, websocket_config};
 use crate::admission::{AdmissionError, SessionPermit};
 use crate::metrics;
 use crate::pipeline::Event;
@@ -159,25 +159,13 @@ pub async fn listen(State(state): State<Arc<AppState>>, req: Request) -> Respons
 
 /// Runs one protocol v1 session on an upgraded socket. The permit is held
 /// until this returns.
-async fn serve_v1<W>(
-    ws: W,
+async fn serve_v1(
+    ws: impl WebSocket,
     params: ListenParams,
     permit: SessionPermit,
     state: &AppState,
-) -> SessionEnd
-where
-    W: futures_util::Stream<
-            Item = Result<
-                tokio_tungstenite::tungstenite::Message,
-                tokio_tungstenite::tungstenite::Error,
-            >,
-        > + futures_util::Sink<tokio_tungstenite::tungstenite::Message>
-        + Send
-        + Unpin
-        + 'static,
-{
+) -> SessionEnd {
     let ctx = &state.sessions;
-    let started = std::time::Instant::now();
     let opened = AudioDecoder::new(params.encoding, params.sample_rate_hz)
         .map_err(|e| e.to_string())
         .and_then(|decoder| {
@@ -203,18 +191,29 @@ where
         encoding: params.encoding,
         sample_rate_hz: params.sample_rate_hz,
     };
+    let serve = socket::serve(
+        ws,
+        session,
+        outbox,
+        vec![ready.to_json()],
+        input,
+        |event| message(event).map(|m| m.to_json()).into_iter().collect(),
+        &ctx.session,
+    );
+    logged(span, permit, serve).await
+}
+
+/// Runs a session's `serve` in its `span`, logs its start and end, and
+/// holds its slot (`permit`) until it ends. Shared by the WebSocket doors.
+pub async fn logged(
+    span: tracing::Span,
+    permit: SessionPermit,
+    serve: impl Future<Output = SessionEnd>,
+) -> SessionEnd {
+    let started = std::time::Instant::now();
     async move {
         tracing::info!("session started");
-        let end = socket::serve(
-            ws,
-            session,
-            outbox,
-            vec![ready.to_json()],
-            input,
-            |event| message(event).map(|m| m.to_json()).into_iter().collect(),
-            &ctx.session,
-        )
-        .await;
+        let end = serve.await;
         tracing::info!(
             ?end,
             duration_ms = started.elapsed().as_millis() as u64,
@@ -293,6 +292,9 @@ fn message(event: Event) -> Option<ServerMessage> {
             audio_ms,
         },
         Event::Error { code, message } => ServerMessage::error(code, message),
+        // Protocol v1 has no message for these: a final follows the end of
+        // speech, and v1 clients cannot configure or clear.
+        Event::SpeechEnded { .. } | Event::Discarded { .. } | Event::Reply(_) => return None,
         Event::Close(_) => return None,
     })
 }

@@ -4,6 +4,8 @@
 //! http    the axum router: /health, /ready, /metrics, /v1/sessions, the demo page,
 //!         and the routes of every door below; one mapping from errors to statuses
 //! listen  /v1/listen: protocol v1 over WebSocket (a thin adapter over `session`)
+//! realtime  /v1/realtime?intent=transcription: OpenAI's Realtime API for
+//!         transcription (a thin adapter over `session`, like listen)
 //! files   /v1/audio/transcriptions, /v1/models, /v1/jobs: OpenAI-compatible files
 //! socket  what every WebSocket door shares: handshake, limits, reads, a writer
 //!         with deadlines, the close codes
@@ -18,6 +20,7 @@ pub mod files;
 pub mod http;
 pub mod listen;
 pub mod read_ahead;
+pub mod realtime;
 pub mod socket;
 
 pub use http::{AppState, router};

@@ -51,6 +51,18 @@ pub fn websocket_config(session: &SessionConfig) -> WebSocketConfig {
         .max_write_buffer_size(4 << 20)
 }
 
+/// An upgraded socket as the doors take it (any stream and sink of
+/// WebSocket messages: the server's, or a test's).
+pub trait WebSocket:
+    Stream<Item = Result<Message, tungstenite::Error>> + Sink<Message> + Send + Unpin + 'static
+{
+}
+
+impl<W> WebSocket for W where
+    W: Stream<Item = Result<Message, tungstenite::Error>> + Sink<Message> + Send + Unpin + 'static
+{
+}
+
 /// One thing the client did, as a door sees it.
 #[derive(Debug)]
 pub enum Read {
@@ -233,7 +245,7 @@ pub async fn serve<W, L, F>(
     config: &SessionConfig,
 ) -> SessionEnd
 where
-    W: Stream<Item = Result<Message, tungstenite::Error>> + Sink<Message> + Send + Unpin + 'static,
+    W: WebSocket,
     L: FnMut(Read) -> Input,
     F: FnMut(Event) -> Vec<String> + Send + 'static,
 {

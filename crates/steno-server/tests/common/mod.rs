@@ -200,3 +200,57 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// The python of the pinned openai SDK's venv, installed first if need be
+/// (scripts/install-openai-sdk.sh).
+pub fn openai_sdk_python() -> String {
+    let install = std::process::Command::new("bash")
+        .arg(repo_root().join("scripts/install-openai-sdk.sh"))
+        .output()
+        .expect("bash runs");
+    assert!(
+        install.status.success(),
+        "installing the openai SDK failed: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    String::from_utf8(install.stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Runs `script` (under tests/) with the openai SDK's python and `args`;
+/// it must exit 0 within `limit`. Returns the JSON on its stdout line
+/// that starts with `marker`.
+pub async fn run_sdk_script<S: AsRef<std::ffi::OsStr>>(
+    script: &str,
+    args: &[S],
+    marker: &str,
+    limit: Duration,
+) -> serde_json::Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(script);
+    let run = tokio::process::Command::new(openai_sdk_python())
+        .arg(&script)
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(limit, run)
+        .await
+        .unwrap_or_else(|_| panic!("{} finishes within {limit:?}", script.display()))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{} {:?} failed:\n{stdout}\n{}",
+        script.display(),
+        args.iter().map(|a| a.as_ref()).collect::<Vec<_>>(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(marker))
+        .unwrap_or_else(|| panic!("no {marker:?} line in:\n{stdout}"));
+    serde_json::from_str(line).unwrap()
+}
