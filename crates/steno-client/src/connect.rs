@@ -92,6 +92,15 @@ impl Connector {
         &self.url
     }
 
+    /// The same connector with `query` (`key=value&...`) added to the URL.
+    pub fn with_query(&self, query: &str) -> Self {
+        let separator = if self.url.contains('?') { '&' } else { '?' };
+        Self {
+            url: format!("{}{separator}{query}", self.url),
+            ..self.clone()
+        }
+    }
+
     /// Opens the WebSocket and reads the server's first message.
     pub async fn connect(&self) -> Result<Session, ConnectError> {
         let mut request = self
@@ -138,12 +147,16 @@ impl Connector {
                 session_id,
                 encoding,
                 sample_rate_hz,
+                resume_token,
+                received_ms,
             }) => Ok(Session::new(
                 ws,
                 Ready {
                     session_id,
                     encoding,
                     sample_rate_hz,
+                    resume_token,
+                    received_ms,
                 },
             )),
             Ok(ServerMessage::Error {

@@ -8,6 +8,8 @@
 //! retry       RetryPolicy: connect again after over_capacity, waiting retry_after_s
 //!             with jitter, a bounded number of times, telling the caller each time
 //! session     Session: send audio and control, read Events; split into Sender + Receiver
+//! resume      ResumingSession: a Session that reconnects with the server's resume
+//!             token after a dropped connection and resends the audio it lacks
 //! transcript  Transcript: everything one connection saw, with finals/partials/errors
 //! ```
 //!
@@ -30,11 +32,13 @@
 //! it depends on the wire types and tokio-tungstenite only.
 
 mod connect;
+mod resume;
 mod retry;
 mod session;
 mod transcript;
 
 pub use connect::{ConnectError, Connector};
+pub use resume::{ResumeOptions, ResumingReceiver, ResumingSender, ResumingSession};
 pub use retry::{RetryPolicy, Retrying};
 pub use session::{ClientError, CloseInfo, Event, Ready, Receiver, Sender, Session, Ws};
 pub use steno_protocol as protocol;

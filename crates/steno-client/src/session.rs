@@ -21,6 +21,11 @@ pub struct Ready {
     pub session_id: String,
     pub encoding: Encoding,
     pub sample_rate_hz: u32,
+    /// For `?resume=` after a dropped connection (None: the server keeps
+    /// no sessions for that).
+    pub resume_token: Option<String>,
+    /// On a resumed session: the audio the server has, in ms.
+    pub received_ms: Option<u64>,
 }
 
 /// A close frame's code and reason.
@@ -55,6 +60,9 @@ pub enum ClientError {
     BadMessage(String),
     #[error("no close from the server within {0:?}")]
     Timeout(Duration),
+    /// A resuming session could not go on after its connection dropped.
+    #[error("session lost: {0}")]
+    Lost(String),
 }
 
 /// An open protocol v1 session.

@@ -24,5 +24,5 @@ mod messages;
 pub use control::{ClientMessage, ControlError};
 pub use encoding::Encoding;
 pub use error::{ApiError, ApiErrorBody, Close, ErrorCode};
-pub use listen::{ListenParams, OUTPUT_SAMPLE_RATE_HZ, PCM_SAMPLE_RATES_HZ, ParamError};
+pub use listen::{ListenParams, OUTPUT_SAMPLE_RATE_HZ, PCM_SAMPLE_RATES_HZ, ParamError, Resume};
 pub use messages::{ServerMessage, WordTiming};

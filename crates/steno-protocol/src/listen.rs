@@ -38,7 +38,7 @@ impl Default for ListenParams {
 /// A query value the server cannot take; the message names the key.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
-    #[error("encoding must be opus or pcm_s16le, got {0:?}")]
+    #[error("encoding must be opus, pcm_s16le, ogg_opus or webm_opus, got {0:?}")]
     Encoding(String),
     #[error("sample_rate must be 8000, 16000, 24000 or 48000, got {0:?}")]
     SampleRate(String),
@@ -46,8 +46,51 @@ pub enum ParamError {
     Partials(String),
     #[error("words must be true or false, got {0:?}")]
     Words(String),
+    #[error("finals must be a whole number (the finals the client has), got {0:?}")]
+    Finals(String),
+    #[error("resume needs a token")]
+    ResumeToken,
     #[error("language {requested:?} is not served: this model speaks {served}")]
     Language { requested: String, served: String },
+}
+
+/// `resume=TOKEN&finals=N`: a client back after its connection dropped,
+/// with the token its last `ready` gave and how many finals it has. The
+/// session keeps its first connection's parameters; others are ignored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resume {
+    pub token: String,
+    pub finals: u32,
+}
+
+impl Resume {
+    /// The resume asked for in `query`, if any.
+    pub fn from_query(query: Option<&str>) -> Result<Option<Self>, ParamError> {
+        let mut token = None;
+        let mut finals = 0;
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "resume" => token = Some(value.to_string()),
+                "finals" => {
+                    finals = value
+                        .parse()
+                        .map_err(|_| ParamError::Finals(value.to_string()))?
+                }
+                _ => {}
+            }
+        }
+        match token {
+            Some(t) if t.is_empty() => Err(ParamError::ResumeToken),
+            Some(token) => Ok(Some(Self { token, finals })),
+            None => Ok(None),
+        }
+    }
+
+    /// The query string that asks for this resume.
+    pub fn to_query(&self) -> String {
+        format!("resume={}&finals={}", self.token, self.finals)
+    }
 }
 
 impl ListenParams {

@@ -12,6 +12,14 @@ pub enum ServerMessage {
         session_id: String,
         encoding: Encoding,
         sample_rate_hz: u32,
+        /// Reconnect with `?resume=TOKEN` if the connection drops (absent
+        /// when the server keeps no sessions for that, `resume_grace_s = 0`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
+        /// On a resumed session: how much of the client's audio the server
+        /// has, in ms; the client sends on from there.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        received_ms: Option<u64>,
     },
     SpeechStarted {
         utterance: u32,

@@ -324,6 +324,11 @@ mod tests {
                 "100",
                 "session.read_ahead_bytes",
             ),
+            (
+                "STENO_SESSION__RESUME_GRACE_S",
+                "600",
+                "session.resume_grace_s",
+            ),
         ] {
             let err = Config::load(None, env(&[(var, value)])).unwrap_err();
             assert!(err.to_string().contains(key), "{var}={value}: {err}");

@@ -17,6 +17,9 @@ pub const SESSIONS_ACTIVE: &str = "steno_sessions_active";
 pub const SESSIONS_ADMITTED: &str = "steno_sessions_admitted_total";
 pub const SESSIONS_REFUSED: &str = "steno_sessions_refused_total";
 pub const SESSIONS_REFUSED_OVERLOAD: &str = "steno_sessions_refused_overload_total";
+pub const SESSIONS_PARKED: &str = "steno_sessions_parked_total";
+pub const SESSIONS_RESUMED: &str = "steno_sessions_resumed_total";
+pub const RESUMES_REFUSED: &str = "steno_resumes_refused_total";
 pub const AUDIO_MS: &str = "steno_audio_received_milliseconds_total";
 pub const UTTERANCES: &str = "steno_utterances_total";
 pub const PARTIALS_SENT: &str = "steno_partials_sent_total";
@@ -81,6 +84,18 @@ fn describe() {
     describe_counter!(
         SESSIONS_REFUSED_OVERLOAD,
         "Of those, the ones refused by load: the oldest final had waited past admission.max_final_wait_s."
+    );
+    describe_counter!(
+        SESSIONS_PARKED,
+        "Sessions whose connection dropped without end or a close frame, kept for session.resume_grace_s."
+    );
+    describe_counter!(
+        SESSIONS_RESUMED,
+        "Of those, the ones whose client came back with ?resume= in time."
+    );
+    describe_counter!(
+        RESUMES_REFUSED,
+        "Resume attempts refused: a token unknown, already used or past its grace."
     );
     describe_counter!(
         AUDIO_MS,
@@ -158,6 +173,21 @@ pub fn session_refused() {
 pub fn session_refused_overload() {
     counter!(SESSIONS_REFUSED).increment(1);
     counter!(SESSIONS_REFUSED_OVERLOAD).increment(1);
+}
+
+/// A session's connection dropped; it waits for a resume.
+pub fn session_parked() {
+    counter!(SESSIONS_PARKED).increment(1);
+}
+
+/// A parked session's client came back.
+pub fn session_resumed() {
+    counter!(SESSIONS_RESUMED).increment(1);
+}
+
+/// A resume found no session for its token.
+pub fn resume_refused() {
+    counter!(RESUMES_REFUSED).increment(1);
 }
 
 /// Counts decoded 16 kHz samples as milliseconds of audio.

@@ -334,7 +334,11 @@ async fn audio_ten_times_faster_than_real_time_is_bounded() {
 async fn a_client_gone_mid_job_frees_its_slot_and_the_result_is_dropped() {
     let _serial = SERIAL.lock().await;
     let faults = Faults::new(Duration::from_secs(3));
-    let server = start_faulty_server(test_config(), faults.clone()).await;
+    let mut config = test_config();
+    // Resume off: a vanished client's session ends at once (with resume,
+    // tests/resume.rs, it waits session.resume_grace_s for its client).
+    config.session.resume_grace_s = 0.0;
+    let server = start_faulty_server(config, faults.clone()).await;
     let panics_before = metric(server.addr, "steno_worker_panics_total").await;
 
     let mut ws = server.connect("encoding=pcm_s16le&partials=false").await;
@@ -389,6 +393,9 @@ async fn queued_finals_of_a_vanished_client_are_skipped() {
     let _serial = SERIAL.lock().await;
     let mut config = test_config();
     config.workers.count = 1;
+    // Resume off: a vanished client's session ends at once (with resume,
+    // tests/resume.rs, it waits session.resume_grace_s for its client).
+    config.session.resume_grace_s = 0.0;
     let faults = Faults::new(Duration::from_secs(2));
     let server = start_faulty_server(config, faults.clone()).await;
     let finals_run = || async {

@@ -42,7 +42,10 @@ async fn thousands_of_short_sessions_leave_nothing_behind() {
     let cycles = env_usize("STENO_CHURN_CYCLES", DEFAULT_CYCLES);
     let limit = Duration::from_secs(env_usize("STENO_CHURN_MAX_S", 600) as u64);
     // STENO_CHURN_* are not config keys: the loader leaves them alone.
-    let config = test_config();
+    let mut config = test_config();
+    // Resume off: a vanished client's session ends at once (with resume,
+    // tests/resume.rs, it waits session.resume_grace_s for its client).
+    config.session.resume_grace_s = 0.0;
     let max_sessions = config.admission.max_sessions;
     let server = TestServer::start(config).await;
     let clips = Arc::new(Clips::new());

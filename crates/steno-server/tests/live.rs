@@ -85,6 +85,9 @@ async fn exactly_max_sessions_are_admitted_even_all_at_once() {
     let mut config = test_config();
     config.admission.max_sessions = MAX;
     config.admission.retry_after_s = 7;
+    // Resume off: a vanished client's session ends at once (with resume,
+    // tests/resume.rs, it waits session.resume_grace_s for its client).
+    config.session.resume_grace_s = 0.0;
     let server = TestServer::start(config).await;
     assert_eq!(ready_status(&server).await.0, 200);
 

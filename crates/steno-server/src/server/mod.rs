@@ -168,6 +168,7 @@ pub async fn run(
         model_ready: AtomicBool::new(false),
         metrics,
         tracker: TaskTracker::new(),
+        parking: Default::default(),
         files: files.clone(),
     });
     if let Some(files) = &files {

@@ -33,6 +33,10 @@ pub struct SessionConfig {
     /// Bytes of client messages read ahead while the session waits for the
     /// workers (so pings are answered); past it the socket is not read.
     pub read_ahead_bytes: usize,
+    /// How long a `/v1/listen` session whose connection dropped (no `end`,
+    /// no close frame) is kept, slot and all, for its client to come back
+    /// with `?resume=TOKEN`; 0 ends such sessions at once.
+    pub resume_grace_s: f32,
 }
 
 impl Default for SessionConfig {
@@ -49,6 +53,7 @@ impl Default for SessionConfig {
             outbound_queue: 64,
             send_timeout_s: 10.0,
             read_ahead_bytes: 1 << 20,
+            resume_grace_s: 15.0,
         }
     }
 }
@@ -89,6 +94,12 @@ impl SessionConfig {
                     "must be session.max_message_bytes ({}) to 268435456, got {}",
                     self.max_message_bytes, self.read_ahead_bytes
                 ),
+            ));
+        }
+        if !(0.0..=300.0).contains(&self.resume_grace_s) {
+            return Err(Invalid::new(
+                "session.resume_grace_s",
+                format!("must be 0 to 300 seconds, got {}", self.resume_grace_s),
             ));
         }
         if self.outbound_queue < 4 {

@@ -143,6 +143,8 @@ pub struct Session {
     entry: SessionEntry,
     /// Counts this session as live for the batch lane's start rule.
     _live: LiveGuard,
+    /// `session.max_duration_s` after the start, over all its connections.
+    deadline: tokio::time::Instant,
 }
 
 impl Session {
@@ -179,6 +181,8 @@ impl Session {
             bad_run: 0,
             entry,
             _live: ctx.queue.live_session(),
+            deadline: tokio::time::Instant::now()
+                + Duration::from_secs_f32(ctx.session.max_duration_s),
         };
         (session, outbox)
     }
@@ -193,15 +197,23 @@ impl Session {
         self.entry.id()
     }
 
-    /// Runs until the session ends. `writer_done` is cancelled by the door
-    /// when its writer stops (the client is gone or too slow).
-    pub async fn run<I>(mut self, mut input: I, writer_done: CancellationToken) -> SessionEnd
+    /// Audio received so far, in ms (what a resumed client sends on from).
+    pub fn audio_ms(&self) -> u64 {
+        self.pipeline.audio_ms()
+    }
+
+    /// Runs until the session ends, or its connection does. `writer_done`
+    /// is cancelled by the door when its writer stops (the client is gone
+    /// or too slow). After [`SessionEnd::ClientGone`] a door may run the
+    /// session again on a new connection (a resume): it goes on where it
+    /// was.
+    pub async fn run<I>(&mut self, mut input: I, writer_done: CancellationToken) -> SessionEnd
     where
         I: Stream<Item = Input> + Unpin,
     {
         let cfg = self.ctx.session.clone();
         let idle = Duration::from_secs_f32(cfg.idle_timeout_s);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs_f32(cfg.max_duration_s);
+        let deadline = self.deadline;
         let mut idle_deadline = tokio::time::Instant::now() + idle;
         let partial_every = Duration::from_millis(cfg.partial_interval_ms.max(1));
         let mut partial_tick = tokio::time::interval(partial_every);

@@ -61,7 +61,12 @@ fn start(
     let (session, outbox) =
         Session::with_segmenter("v1", decoder, scripted_segmenter(), false, ctx);
     let (tx, rx) = mpsc::channel(8);
-    let task = tokio::spawn(session.run(ReceiverStream(rx), CancellationToken::new()));
+    let task = tokio::spawn(async move {
+        let mut session = session;
+        session
+            .run(ReceiverStream(rx), CancellationToken::new())
+            .await
+    });
     (tx, outbox, task)
 }
 

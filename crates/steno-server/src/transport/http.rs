@@ -29,6 +29,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Every task a request starts (upgraded sessions), for the drain.
     pub tracker: TaskTracker,
+    /// `/v1/listen` sessions whose connection dropped, by resume token.
+    pub parking: super::resume::Parking,
     /// File transcription and jobs; None until the model is loaded.
     pub files: Option<Arc<crate::files::FileService>>,
 }

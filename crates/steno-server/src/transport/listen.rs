@@ -13,10 +13,11 @@ use axum::extract::{Request, State};
 use axum::http::header::{CONNECTION, SEC_WEBSOCKET_ACCEPT, UPGRADE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use hyper_util::rt::TokioIo;
 use steno_audio::codec::AudioDecoder;
 use steno_protocol::{
-    ApiError, ClientMessage, Close, ErrorCode, ListenParams, ServerMessage, WordTiming,
+    ApiError, ClientMessage, Close, ErrorCode, ListenParams, Resume, ServerMessage, WordTiming,
 };
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -24,7 +25,8 @@ use tracing::Instrument;
 
 use super::AppState;
 use super::http::ApiResponse;
-use super::socket::{self, Read, WebSocket, websocket_accept_key, websocket_config};
+use super::resume::{Parking, Returned, ServerSocket};
+use super::socket::{self, Outgoing, Read, websocket_accept_key, websocket_config};
 use crate::admission::{AdmissionError, SessionPermit};
 use crate::metrics;
 use crate::pipeline::Event;
@@ -128,7 +130,12 @@ pub async fn listen(State(state): State<Arc<AppState>>, req: Request) -> Respons
     if let Err(refusal) = state.config.auth.check(req.headers(), req.uri().query()) {
         return ApiResponse(refusal).into_response();
     }
-    let params = ListenParams::from_query(req.uri().query())
+    let resume = Resume::from_query(req.uri().query());
+    if let Ok(Some(resume)) = resume {
+        return resume_session(&state, req, resume);
+    }
+    let params = resume
+        .and_then(|_| ListenParams::from_query(req.uri().query()))
         .and_then(|p| p.check_language(&state.config.model.language).map(|()| p));
     let admitted = match params {
         Err(e) => Err(Refusal {
@@ -157,10 +164,46 @@ pub async fn listen(State(state): State<Arc<AppState>>, req: Request) -> Respons
     })
 }
 
-/// Runs one protocol v1 session on an upgraded socket. The permit is held
-/// until this returns.
+/// `GET /v1/listen?resume=TOKEN&finals=N`: hands the new socket to the
+/// session parked under the token, or refuses it.
+fn resume_session(state: &Arc<AppState>, req: Request, resume: Resume) -> Response {
+    let app = state.clone();
+    upgrade(state, req, move |ws| async move {
+        let refusal = if app.sessions.draining.is_cancelled() {
+            (
+                ErrorCode::ShuttingDown,
+                ws,
+                "the server is shutting down; start a new session elsewhere".to_string(),
+            )
+        } else {
+            let back = Returned {
+                ws,
+                finals: resume.finals,
+            };
+            match app.parking.hand_over(&resume.token, back).await {
+                Ok(()) => return,
+                Err(back) => (
+                    ErrorCode::BadRequest,
+                    back.ws,
+                    format!(
+                        "this resume token is unknown, already used or past its grace period (session.resume_grace_s = {} s); start a new session",
+                        app.config.session.resume_grace_s
+                    ),
+                ),
+            }
+        };
+        let (code, ws, message) = refusal;
+        metrics::resume_refused();
+        metrics::error_sent(code);
+        let m = ServerMessage::error(code, message);
+        socket::refuse(ws, m.to_json(), Close::Error(code)).await;
+    })
+}
+
+/// Runs one protocol v1 session on an upgraded socket, and on the sockets
+/// of its client's resumes. The permit is held until this returns.
 async fn serve_v1(
-    ws: impl WebSocket,
+    ws: ServerSocket,
     params: ListenParams,
     permit: SessionPermit,
     state: &AppState,
@@ -186,20 +229,67 @@ async fn serve_v1(
     session.want_words(params.words);
     let session_id = format_id(session.id());
     let span = tracing::info_span!("session", id = %session_id, encoding = ?params.encoding);
-    let ready = ServerMessage::Ready {
-        session_id,
-        encoding: params.encoding,
-        sample_rate_hz: params.sample_rate_hz,
+    let grace = std::time::Duration::from_secs_f32(ctx.session.resume_grace_s);
+    let ready = move |resume_token: Option<String>, received_ms: Option<u64>| {
+        ServerMessage::Ready {
+            session_id: session_id.clone(),
+            encoding: params.encoding,
+            sample_rate_hz: params.sample_rate_hz,
+            resume_token,
+            received_ms,
+        }
+        .to_json()
     };
-    let serve = socket::serve(
-        ws,
-        session,
-        outbox,
-        vec![ready.to_json()],
-        input,
-        |event| message(event).map(|m| m.to_json()).into_iter().collect(),
-        &ctx.session,
-    );
+    let serve = async move {
+        let mut token = (!grace.is_zero()).then(Parking::new_token);
+        let mut first = vec![ready(token.clone(), None)];
+        let mut ws = ws;
+        let mut out = Outgoing::new(outbox);
+        loop {
+            // A resume that comes while this connection looks open ends it.
+            let kick = match &token {
+                Some(t) => state.parking.live(t),
+                None => tokio_util::sync::CancellationToken::new(),
+            };
+            let (end, kept) = socket::serve(
+                ws.take_until(Box::pin(kick.cancelled_owned())),
+                &mut session,
+                out,
+                first,
+                input,
+                |event| message(event).map(|m| m.to_json()).into_iter().collect(),
+                &ctx.session,
+            )
+            .await;
+            let Some(parked_as) = token.take() else {
+                return end;
+            };
+            let Some(mut kept) = kept else {
+                state.parking.forget(&parked_as);
+                return end;
+            };
+            metrics::session_parked();
+            tracing::info!(
+                grace_s = grace.as_secs_f32(),
+                "connection dropped; waiting for a resume"
+            );
+            let Some(back) = state.parking.wait(&parked_as, grace, &ctx.draining).await else {
+                tracing::info!("no resume within the grace period");
+                return end;
+            };
+            metrics::session_resumed();
+            tracing::info!(
+                finals = back.finals,
+                audio_ms = session.audio_ms(),
+                "resumed"
+            );
+            token = Some(Parking::new_token());
+            first = vec![ready(token.clone(), Some(session.audio_ms()))];
+            first.extend(kept.catch_up(back.finals));
+            ws = back.ws;
+            out = kept;
+        }
+    };
     logged(span, permit, serve).await
 }
 

@@ -11,6 +11,8 @@
 //!         with deadlines, the close codes
 //! read_ahead  the socket read on while a session waits (pings answered),
 //!         up to session.read_ahead_bytes
+//! resume  /v1/listen sessions whose connection dropped, waiting for
+//!         ?resume=TOKEN for session.resume_grace_s
 //! ```
 //!
 //! A new door plugs in as a route in `http::router` and a module here that
@@ -21,6 +23,7 @@ pub mod http;
 pub mod listen;
 pub mod read_ahead;
 pub mod realtime;
+pub mod resume;
 pub mod socket;
 
 pub use http::{AppState, router};

@@ -7,6 +7,7 @@
 //! its slot) is here once. `examples/autobahn_echo.rs` serves the Autobahn
 //! conformance cases with these same pieces.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -104,6 +105,12 @@ fn classify(
                 "text message is not valid UTF-8".to_string(),
             )),
         },
+        // TCP closed without a close frame: the client vanished (a
+        // network change, a killed app), not a protocol breach.
+        Err(E::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) => {
+            tracing::debug!("connection closed without a close frame");
+            return None;
+        }
         Err(E::Protocol(p)) => {
             tracing::info!(error = %p, "WebSocket protocol error");
             Read::Broken {
@@ -195,55 +202,161 @@ impl<S: Sink<Message> + Unpin> SocketWriter<S> {
     }
 }
 
-/// Sends `first` (the door's greeting), then every event of `outbox` as
-/// the door's text messages, until the close.
+/// Finals a connection's writer keeps after sending them, for a resumed
+/// client that missed the last ones as its connection dropped.
+pub const REPLAY_FINALS: usize = 16;
+
+/// The writer's side of a session, which outlives one connection: the
+/// outbox, the last finals sent (utterance, the door's messages), and the
+/// messages made after the connection broke.
+pub struct Outgoing {
+    pub outbox: Outbox,
+    replay: VecDeque<(u32, Vec<String>)>,
+    /// Held for the next connection; bounded by the session, which stops
+    /// producing once it sees its connection gone.
+    unsent: Vec<String>,
+}
+
+impl Outgoing {
+    pub fn new(outbox: Outbox) -> Self {
+        Self {
+            outbox,
+            replay: VecDeque::new(),
+            unsent: Vec::new(),
+        }
+    }
+
+    fn remember(&mut self, utterance: u32, texts: Vec<String>) {
+        if self.replay.len() == REPLAY_FINALS {
+            self.replay.pop_front();
+        }
+        self.replay.push_back((utterance, texts));
+    }
+
+    /// What a resumed client must get first: the finals it lacks (those
+    /// from `utterance` on that were sent as the connection broke), then
+    /// what was made after.
+    pub fn catch_up(&mut self, utterance: u32) -> Vec<String> {
+        let mut texts: Vec<String> = self
+            .replay
+            .iter()
+            .filter(|(u, _)| *u >= utterance)
+            .flat_map(|(_, texts)| texts.iter().cloned())
+            .collect();
+        texts.append(&mut self.unsent);
+        texts
+    }
+}
+
+/// Sends `first` (the door's greeting), then every event of the outbox as
+/// the door's text messages, until the close. If the client goes, it goes
+/// on taking events (the session may be waiting for room) into
+/// [`Outgoing`] until `stop`, and hands that back.
 async fn write_loop<S, F>(
     mut writer: SocketWriter<S>,
     first: Vec<String>,
-    mut outbox: Outbox,
+    mut out: Outgoing,
     mut speak: F,
     done: CancellationToken,
-) -> WriterEnd
+    stop: CancellationToken,
+) -> (WriterEnd, Option<Outgoing>)
 where
     S: Sink<Message> + Unpin,
     F: FnMut(Event) -> Vec<String>,
 {
     let end = async {
         for text in first {
-            writer.send_text(text).await?;
+            send_unless(&mut writer, text, &stop).await?;
         }
-        while let Some(event) = outbox.next().await {
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = stop.cancelled() => return Err(WriterEnd::ClientGone),
+                event = out.outbox.next() => event,
+            };
+            // The session ended without a close: the client is gone.
+            let Some(event) = event else {
+                return Err(WriterEnd::ClientGone);
+            };
             if let Event::Close(close) = event {
                 return Err(writer.close(close).await);
             }
-            for text in speak(event) {
-                writer.send_text(text).await?;
+            let final_of = match &event {
+                Event::Final { utterance, .. } => Some(*utterance),
+                _ => None,
+            };
+            let texts = speak(event);
+            if let Some(utterance) = final_of {
+                out.remember(utterance, texts.clone());
+            }
+            for text in texts {
+                send_unless(&mut writer, text, &stop).await?;
             }
         }
-        // The session ended without a close: the client is gone.
-        Err(WriterEnd::ClientGone)
     }
     .await;
     done.cancel();
     match end {
-        Ok(()) => WriterEnd::ClientGone,
-        Err(end) => end,
+        Ok(()) | Err(WriterEnd::ClientGone) => {
+            hold(&mut out, &mut speak, &stop).await;
+            (WriterEnd::ClientGone, Some(out))
+        }
+        Err(end) => (end, None),
     }
 }
 
-/// Runs one session over a WebSocket: a writer task speaks `outbox`'s
-/// events (after `first`), a reader task reads the client's frames ahead
-/// (`read_ahead`: pings are answered while the session waits), the session
-/// takes `listen`'s mapping of them. Returns how the session ended.
+/// The client is gone: takes the outbox's events as unsent messages until
+/// `stop` (the session saw it too) or the session's close.
+async fn hold<F: FnMut(Event) -> Vec<String>>(
+    out: &mut Outgoing,
+    speak: &mut F,
+    stop: &CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            biased;
+            _ = stop.cancelled() => return,
+            event = out.outbox.next() => event,
+        };
+        match event {
+            None | Some(Event::Close(_)) => return,
+            Some(event) => {
+                let texts = speak(event);
+                out.unsent.extend(texts);
+            }
+        }
+    }
+}
+
+async fn send_unless<S: Sink<Message> + Unpin>(
+    writer: &mut SocketWriter<S>,
+    text: String,
+    stop: &CancellationToken,
+) -> Result<(), WriterEnd> {
+    tokio::select! {
+        biased;
+        _ = stop.cancelled() => Err(WriterEnd::ClientGone),
+        sent = writer.send_text(text) => sent,
+    }
+}
+
+/// Runs one session over one WebSocket connection: a writer task speaks
+/// the outbox's events (after `first`), a reader task reads the client's
+/// frames ahead (`read_ahead`: pings are answered while the session
+/// waits), the session takes `listen`'s mapping of them. Returns how the
+/// session ended, and its [`Outgoing`] when only the connection did (the
+/// client vanished without `end` or a close frame): a door that resumes
+/// sessions keeps it for the client's return; dropping it drops the reply
+/// channels of queued finals, so workers skip them.
 pub async fn serve<W, L, F>(
     ws: W,
-    session: Session,
-    outbox: Outbox,
+    session: &mut Session,
+    out: Outgoing,
     first: Vec<String>,
     mut listen: L,
     speak: F,
     config: &SessionConfig,
-) -> SessionEnd
+) -> (SessionEnd, Option<Outgoing>)
 where
     W: WebSocket,
     L: FnMut(Read) -> Input,
@@ -251,13 +364,15 @@ where
 {
     let (sink, stream) = ws.split::<Message>();
     let done = CancellationToken::new();
+    let stop = CancellationToken::new();
     let writer = tokio::spawn(
         write_loop(
             SocketWriter::new(sink, Duration::from_secs_f32(config.send_timeout_s)),
             first,
-            outbox,
+            out,
             speak,
             done.clone(),
+            stop.clone(),
         )
         .in_current_span(),
     );
@@ -268,17 +383,21 @@ where
     .map(&mut listen);
     let end = session.run(inputs, done).await;
     if end == SessionEnd::ClientGone {
-        // Nobody will read what the writer holds: dropping it now drops the
-        // reply channels of queued finals, so workers skip them, and frees
-        // the slot without waiting for a job already running.
-        writer.abort();
+        // Nobody reads what the writer would send: stop it now, without
+        // waiting for a job already running.
+        stop.cancel();
     }
     match writer.await {
-        Ok(WriterEnd::Closed { .. }) => end,
-        Ok(WriterEnd::SlowConsumer) => SessionEnd::Error(ErrorCode::SlowConsumer),
-        Ok(WriterEnd::ClientGone) | Err(_) => match end {
-            SessionEnd::Completed => SessionEnd::ClientGone,
-            other => other,
+        Ok((WriterEnd::Closed { .. }, _)) => (end, None),
+        Ok((WriterEnd::SlowConsumer, _)) => (SessionEnd::Error(ErrorCode::SlowConsumer), None),
+        Ok((WriterEnd::ClientGone, out)) => match end {
+            SessionEnd::ClientGone => (end, out),
+            SessionEnd::Completed => (SessionEnd::ClientGone, None),
+            other => (other, None),
+        },
+        Err(_) => match end {
+            SessionEnd::Completed => (SessionEnd::ClientGone, None),
+            other => (other, None),
         },
     }
 }

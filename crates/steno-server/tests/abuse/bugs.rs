@@ -46,7 +46,11 @@ async fn a_client_close_frame_is_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_messages_do_not_amplify_the_clients_input() {
     let _serial = SERIAL.lock().await;
-    let server = TestServer::start(test_config()).await;
+    let mut config = test_config();
+    // Resume off: a vanished client's session ends at once (with resume,
+    // tests/resume.rs, it waits session.resume_grace_s for its client).
+    config.session.resume_grace_s = 0.0;
+    let server = TestServer::start(config).await;
     let text = format!("\"{}\"", "\u{7f}".repeat(64_000));
 
     // A reading client sees how big the answer is.

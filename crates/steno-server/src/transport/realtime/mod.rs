@@ -396,15 +396,19 @@ async fn serve(
     let door = Arc::new(Mutex::new(door));
     let reader = door.clone();
     let span = tracing::info_span!("session", id = %id, door = "realtime");
-    let serve = socket::serve(
-        ws,
-        session,
-        outbox,
-        vec![created],
-        move |read| reader.lock().expect("door lock").listen(read),
-        move |event| door.lock().expect("door lock").speak(event),
-        &ctx.session,
-    );
+    let serve = async move {
+        let (end, _) = socket::serve(
+            ws,
+            &mut session,
+            socket::Outgoing::new(outbox),
+            vec![created],
+            move |read| reader.lock().expect("door lock").listen(read),
+            move |event| door.lock().expect("door lock").speak(event),
+            &ctx.session,
+        )
+        .await;
+        end
+    };
     logged(span, permit, serve).await
 }
 
