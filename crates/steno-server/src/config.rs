@@ -329,6 +329,8 @@ mod tests {
                 "600",
                 "session.resume_grace_s",
             ),
+            ("STENO_WORKERS__PACK_GAP_MS", "50", "workers.pack_gap_ms"),
+            ("STENO_WORKERS__PACK_MAX_S", "40", "workers.pack_max_s"),
         ] {
             let err = Config::load(None, env(&[(var, value)])).unwrap_err();
             assert!(err.to_string().contains(key), "{var}={value}: {err}");

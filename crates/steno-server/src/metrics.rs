@@ -17,6 +17,9 @@ pub const SESSIONS_ACTIVE: &str = "steno_sessions_active";
 pub const SESSIONS_ADMITTED: &str = "steno_sessions_admitted_total";
 pub const SESSIONS_REFUSED: &str = "steno_sessions_refused_total";
 pub const SESSIONS_REFUSED_OVERLOAD: &str = "steno_sessions_refused_overload_total";
+pub const PACKED_PASSES: &str = "steno_packed_passes_total";
+pub const PACKED_FINALS: &str = "steno_packed_finals_total";
+pub const PACKED_RERUNS: &str = "steno_packed_reruns_total";
 pub const SESSIONS_PARKED: &str = "steno_sessions_parked_total";
 pub const SESSIONS_RESUMED: &str = "steno_sessions_resumed_total";
 pub const RESUMES_REFUSED: &str = "steno_resumes_refused_total";
@@ -84,6 +87,15 @@ fn describe() {
     describe_counter!(
         SESSIONS_REFUSED_OVERLOAD,
         "Of those, the ones refused by load: the oldest final had waited past admission.max_final_wait_s."
+    );
+    describe_counter!(
+        PACKED_PASSES,
+        "Encoder passes that served several waiting finals at once (workers.pack_finals)."
+    );
+    describe_counter!(PACKED_FINALS, "Finals that went into such a pass.");
+    describe_counter!(
+        PACKED_RERUNS,
+        "Of those, the ones run again alone because the split of the words was unclear."
     );
     describe_counter!(
         SESSIONS_PARKED,
@@ -173,6 +185,17 @@ pub fn session_refused() {
 pub fn session_refused_overload() {
     counter!(SESSIONS_REFUSED).increment(1);
     counter!(SESSIONS_REFUSED_OVERLOAD).increment(1);
+}
+
+/// One pass served `finals` waiting finals.
+pub fn packed_pass(finals: usize) {
+    counter!(PACKED_PASSES).increment(1);
+    counter!(PACKED_FINALS).increment(finals as u64);
+}
+
+/// Finals of a pass run again alone.
+pub fn packed_rerun(finals: usize) {
+    counter!(PACKED_RERUNS).increment(finals as u64);
 }
 
 /// A session's connection dropped; it waits for a resume.

@@ -152,6 +152,7 @@ pub async fn run(
     let metrics = crate::metrics::install();
     let config = Arc::new(config);
     let queue = Arc::new(JobQueue::new(config.workers.lane_capacities()));
+    queue.set_packing(config.workers.pack_limits());
     let root = CancellationToken::new();
     let files = open_files(&config, &queue).await?;
     let state = Arc::new(AppState {

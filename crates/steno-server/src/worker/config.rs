@@ -23,6 +23,16 @@ pub struct WorkersConfig {
     pub partial_queue_capacity: usize,
     /// Most file-job chunks waiting at once; a job that would pass it waits.
     pub batch_queue_capacity: usize,
+    /// A worker that takes a final also takes the finals already waiting
+    /// that fit in one encoder window, and transcribes them in one pass
+    /// (`worker::pack`). A lone final never waits for company.
+    pub pack_finals: bool,
+    /// Silence between packed utterances.
+    pub pack_gap_ms: u32,
+    /// Most audio in one pack, gaps included: within the smallest encoder
+    /// window (`model.min_audio_ctx` 768 frames hold 14 s) it costs no more
+    /// encoder time than one final.
+    pub pack_max_s: f32,
 }
 
 impl Default for WorkersConfig {
@@ -33,6 +43,9 @@ impl Default for WorkersConfig {
             final_queue_capacity: 64,
             partial_queue_capacity: 8,
             batch_queue_capacity: 4,
+            pack_finals: false,
+            pack_gap_ms: 1000,
+            pack_max_s: 14.0,
         }
     }
 }
@@ -54,7 +67,27 @@ impl WorkersConfig {
         }
     }
 
+    /// The packing limits, in samples; None when packing is off.
+    pub fn pack_limits(&self) -> Option<super::pack::PackLimits> {
+        self.pack_finals.then(|| super::pack::PackLimits {
+            gap: self.pack_gap_ms as usize * 16,
+            max: (self.pack_max_s * 16_000.0) as usize,
+        })
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
+        if !(200..=3000).contains(&self.pack_gap_ms) {
+            return Err(Invalid::new(
+                "workers.pack_gap_ms",
+                format!("must be 200..=3000, got {}", self.pack_gap_ms),
+            ));
+        }
+        if !(2.0..=28.0).contains(&self.pack_max_s) {
+            return Err(Invalid::new(
+                "workers.pack_max_s",
+                format!("must be 2 to 28 seconds, got {}", self.pack_max_s),
+            ));
+        }
         if self.count > 256 {
             return Err(Invalid::new(
                 "workers.count",

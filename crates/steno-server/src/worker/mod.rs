@@ -6,11 +6,13 @@
 //! runs on the async runtime. Scheduling policy (the lanes) lives in
 //! `queue`, core sharing in `cores`, the typed config in `config`, which
 //! of whisper.cpp's passes over a file window run in `remainder`, its log
-//! in `whisper_log`.
+//! in `whisper_log`, and how waiting finals share one encoder pass in
+//! `pack`.
 
 mod config;
 mod cores;
 mod job;
+pub mod pack;
 mod queue;
 mod remainder;
 pub mod text;
@@ -230,76 +232,215 @@ impl Worker<'_> {
                 continue;
             }
             metrics::lane_wait(Lane::of(job.kind), job.enqueued_at.elapsed().as_secs_f64());
-            // Partials and file windows give way to a final that finds no
-            // free worker (see `cores`); an aborted window is sent again.
-            let partial = matches!(job.kind, JobKind::Partial | JobKind::Batch);
-            let alone = self.queue.waiting() == 0;
-            if !alone {
-                self.cores.note_contention();
-            }
-            // A final with nothing behind it, on a calm pool, borrows the
-            // idle workers' cores.
-            let want = if !partial && alone && self.cores.calm() {
-                self.total
+            let company = match self.queue.packing() {
+                Some(limits)
+                    if queue::packable(&job) && job.audio.len() + limits.gap < limits.max =>
+                {
+                    self.queue
+                        .take_company(limits.max - job.audio.len(), limits.gap)
+                }
+                _ => Vec::new(),
+            };
+            let alive = if company.is_empty() {
+                self.run_one(job, &slot, &mut transcriber, factory)
             } else {
-                self.share
+                self.run_packed(job, company, &slot, &mut transcriber, factory)
             };
-            let threads = self.cores.take(&slot, partial, self.share, want);
-            transcriber.set_threads(threads);
-            let started = Instant::now();
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                transcriber.transcribe(&job.audio, job.kind, &job.options)
-            }));
-            let inference = started.elapsed();
-            self.cores.give_back(&slot, threads);
-            metrics::inference_done(
-                job.kind,
-                inference.as_secs_f64(),
-                job.audio.len() as f64 / 16_000.0,
-            );
-            let result = match outcome {
-                Ok(Ok(decoded)) => Ok(Transcript {
-                    text: decoded.text,
-                    segments: decoded.segments,
-                    inference,
-                }),
-                Ok(Err(WorkerError::Aborted)) if partial => {
-                    tracing::debug!(
-                        worker = self.index,
-                        kind = job.kind.as_str(),
-                        "aborted for a final"
-                    );
-                    if job.kind == JobKind::Partial {
-                        metrics::partials_shed(1);
-                    }
-                    Err(WorkerError::Aborted)
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(worker = self.index, error = %e, "inference failed");
-                    Err(e)
-                }
-                Err(_) => {
-                    metrics::worker_panicked();
-                    tracing::error!(
-                        worker = self.index,
-                        "inference panicked; rebuilding this worker's model state"
-                    );
-                    match factory.create() {
-                        Ok(fresh) => {
-                            transcriber = fresh;
-                            transcriber.set_abort_flag(slot.abort.clone());
-                        }
-                        Err(e) => {
-                            tracing::error!(worker = self.index, error = %e, "cannot rebuild worker state; worker stops");
-                            let _ = job.reply.send(Err(WorkerError::Panicked));
-                            return;
-                        }
-                    }
-                    Err(WorkerError::Panicked)
-                }
-            };
-            let _ = job.reply.send(result);
+            if !alive {
+                return;
+            }
         }
+    }
+
+    /// Runs one job and replies; false if the worker must stop.
+    fn run_one(
+        &self,
+        job: Job,
+        slot: &cores::RunSlot,
+        transcriber: &mut Box<dyn Transcriber>,
+        factory: &dyn TranscriberFactory,
+    ) -> bool {
+        let seconds = job.audio.len() as f64 / 16_000.0;
+        let outcome = self.infer(
+            slot,
+            transcriber,
+            factory,
+            &job.audio,
+            job.kind,
+            &job.options,
+            seconds,
+        );
+        let alive = outcome.is_some();
+        let result = outcome.unwrap_or(Err(WorkerError::Panicked));
+        let _ = job
+            .reply
+            .send(result.map(|(decoded, inference)| Transcript {
+                text: decoded.text,
+                segments: decoded.segments,
+                inference,
+            }));
+        alive
+    }
+
+    /// Runs `first` and `company` in one pass (see `pack`), replies to each
+    /// with its own words, and runs alone those whose split is unclear.
+    fn run_packed(
+        &self,
+        first: Job,
+        company: Vec<Job>,
+        slot: &cores::RunSlot,
+        transcriber: &mut Box<dyn Transcriber>,
+        factory: &dyn TranscriberFactory,
+    ) -> bool {
+        let limits = self.queue.packing().expect("packing is on");
+        let mut jobs = vec![first];
+        jobs.extend(company);
+        for job in &jobs[1..] {
+            metrics::lane_wait(Lane::of(job.kind), job.enqueued_at.elapsed().as_secs_f64());
+        }
+        let parts: Vec<&[f32]> = jobs.iter().map(|j| &j.audio[..]).collect();
+        let packed = pack::pack(&parts, limits.gap);
+        let seconds = jobs.iter().map(|j| j.audio.len()).sum::<usize>() as f64 / 16_000.0;
+        // One segment with word times: the split goes by them. (Segments
+        // of whisper's own, `long_form`, were tried: their times after a
+        // gap were worse, and every pack ran again.)
+        let options = DecodeOptions {
+            words: true,
+            ..DecodeOptions::default()
+        };
+        let Some(outcome) = self.infer(
+            slot,
+            transcriber,
+            factory,
+            &packed.audio,
+            JobKind::Final,
+            &options,
+            seconds,
+        ) else {
+            for job in jobs {
+                let _ = job.reply.send(Err(WorkerError::Panicked));
+            }
+            return false;
+        };
+        let parts = match outcome {
+            Ok((decoded, inference)) => {
+                let words: Vec<Word> = decoded.segments.into_iter().flat_map(|s| s.words).collect();
+                let gap_ms = limits.gap as u64 * 1000 / 16_000;
+                pack::split(&words, &packed.spans, gap_ms)
+                    .into_iter()
+                    .map(|part| part.map(|words| (words, inference)))
+                    .collect()
+            }
+            // A failed or panicked pass: each job alone says how it fares.
+            Err(_) => vec![None; jobs.len()],
+        };
+        metrics::packed_pass(jobs.len());
+        let mut alone = Vec::new();
+        for (job, part) in jobs.into_iter().zip(parts) {
+            match part {
+                Some((words, inference)) => {
+                    let text = pack::text(&words);
+                    let segments = if job.options.words {
+                        let end_ms = words.last().map_or(0, |w| w.end_ms);
+                        vec![Segment {
+                            text: text.clone(),
+                            start_ms: words.first().map_or(0, |w| w.start_ms),
+                            end_ms,
+                            words,
+                        }]
+                    } else {
+                        Vec::new()
+                    };
+                    let _ = job.reply.send(Ok(Transcript {
+                        text,
+                        segments,
+                        inference,
+                    }));
+                }
+                None => alone.push(job),
+            }
+        }
+        metrics::packed_rerun(alone.len());
+        for job in alone {
+            if !self.run_one(job, slot, transcriber, factory) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// One inference under the pool's core rules. A panic rebuilds the
+    /// transcriber; None if it cannot be rebuilt (the worker stops).
+    #[allow(clippy::too_many_arguments)]
+    fn infer(
+        &self,
+        slot: &cores::RunSlot,
+        transcriber: &mut Box<dyn Transcriber>,
+        factory: &dyn TranscriberFactory,
+        audio: &[f32],
+        kind: JobKind,
+        options: &DecodeOptions,
+        audio_s: f64,
+    ) -> Option<Result<(Decoded, std::time::Duration), WorkerError>> {
+        // Partials and file windows give way to a final that finds no
+        // free worker (see `cores`); an aborted window is sent again.
+        let partial = matches!(kind, JobKind::Partial | JobKind::Batch);
+        let alone = self.queue.waiting() == 0;
+        if !alone {
+            self.cores.note_contention();
+        }
+        // A final with nothing behind it, on a calm pool, borrows the
+        // idle workers' cores.
+        let want = if !partial && alone && self.cores.calm() {
+            self.total
+        } else {
+            self.share
+        };
+        let threads = self.cores.take(slot, partial, self.share, want);
+        transcriber.set_threads(threads);
+        let started = Instant::now();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            transcriber.transcribe(audio, kind, options)
+        }));
+        let inference = started.elapsed();
+        self.cores.give_back(slot, threads);
+        metrics::inference_done(kind, inference.as_secs_f64(), audio_s);
+        Some(match outcome {
+            Ok(Ok(decoded)) => Ok((decoded, inference)),
+            Ok(Err(WorkerError::Aborted)) if partial => {
+                tracing::debug!(
+                    worker = self.index,
+                    kind = kind.as_str(),
+                    "aborted for a final"
+                );
+                if kind == JobKind::Partial {
+                    metrics::partials_shed(1);
+                }
+                Err(WorkerError::Aborted)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(worker = self.index, error = %e, "inference failed");
+                Err(e)
+            }
+            Err(_) => {
+                metrics::worker_panicked();
+                tracing::error!(
+                    worker = self.index,
+                    "inference panicked; rebuilding this worker's model state"
+                );
+                match factory.create() {
+                    Ok(fresh) => {
+                        *transcriber = fresh;
+                        transcriber.set_abort_flag(slot.abort.clone());
+                    }
+                    Err(e) => {
+                        tracing::error!(worker = self.index, error = %e, "cannot rebuild worker state; worker stops");
+                        return None;
+                    }
+                }
+                Err(WorkerError::Panicked)
+            }
+        })
     }
 }
 

@@ -151,6 +151,8 @@ pub struct JobQueue {
     workers: AtomicUsize,
     /// Live sessions open now (for the batch lane's start rule).
     live_sessions: AtomicUsize,
+    /// Whether and how waiting finals are packed (`workers.pack_*`).
+    packing: OnceLock<Option<super::pack::PackLimits>>,
 }
 
 #[derive(Default)]
@@ -197,6 +199,7 @@ impl JobQueue {
             cores: OnceLock::new(),
             workers: AtomicUsize::new(0),
             live_sessions: AtomicUsize::new(0),
+            packing: OnceLock::new(),
         }
     }
 
@@ -205,6 +208,17 @@ impl JobQueue {
     pub(super) fn attach_pool(&self, cores: Arc<Cores>, workers: usize) {
         let _ = self.cores.set(cores);
         self.workers.store(workers, Ordering::Relaxed);
+    }
+
+    /// Packs waiting finals within `limits` (None: never); set once, before
+    /// a pool serves the queue.
+    pub fn set_packing(&self, limits: Option<super::pack::PackLimits>) {
+        let _ = self.packing.set(limits);
+    }
+
+    /// How waiting finals are packed, if they are.
+    pub fn packing(&self) -> Option<super::pack::PackLimits> {
+        self.packing.get().copied().flatten()
     }
 
     /// Marks a live session open until the guard drops.
@@ -418,6 +432,35 @@ impl JobQueue {
         self.room.notify_waiters();
     }
 
+    /// Finals already waiting that may share one encoder pass with a
+    /// final just taken (see `pack`): from the final lane, then the early
+    /// lane, oldest first, each whose audio fits in what is left of
+    /// `room` samples after `gap` more; only plain ones (no prompt, not a
+    /// file window) whose session still waits. Taken off their lanes.
+    pub fn take_company(&self, mut room: usize, gap: usize) -> Vec<Job> {
+        let mut state = self.lock();
+        let mut company = Vec::new();
+        for lane in [Lane::Final, Lane::Early] {
+            let mut i = 0;
+            while i < state.lane(lane).len() && room > gap {
+                let job = &state.lane(lane)[i];
+                let fits = job.audio.len() + gap <= room;
+                if fits && packable(job) && !job.reply.is_closed() {
+                    room -= job.audio.len() + gap;
+                    company.extend(state.lane(lane).remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            metrics::queue_depth(lane, state.lane(lane).len());
+        }
+        drop(state);
+        if !company.is_empty() {
+            self.room.notify_waiters();
+        }
+        company
+    }
+
     /// Jobs waiting on `lane` now.
     pub fn depth(&self, lane: Lane) -> usize {
         self.lock().lane(lane).len()
@@ -437,6 +480,14 @@ impl JobQueue {
             .front()
             .map_or(Duration::ZERO, |job| job.enqueued_at.elapsed())
     }
+}
+
+/// Whether `job` may be packed with others: a live final without a prompt.
+pub fn packable(job: &Job) -> bool {
+    matches!(job.kind, JobKind::Final | JobKind::Early)
+        && job.options.prompt.is_none()
+        && !job.options.long_form
+        && job.options.temperature == 0.0
 }
 
 #[cfg(test)]
