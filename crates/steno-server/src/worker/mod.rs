@@ -6,11 +6,12 @@
 //! runs on the async runtime. Scheduling policy (the lanes) lives in
 //! `queue`, core sharing in `cores`, the typed config in `config`, which
 //! of whisper.cpp's passes over a file window run in `remainder`, its log
-//! in `whisper_log`, and how waiting finals share one encoder pass in
-//! `pack`.
+//! in `whisper_log`, how waiting finals share one encoder pass in
+//! `pack`, and how word times are checked against the signal in `edges`.
 
 mod config;
 mod cores;
+mod edges;
 mod job;
 pub mod pack;
 mod queue;

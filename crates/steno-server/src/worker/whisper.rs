@@ -249,7 +249,9 @@ impl WhisperTranscriber {
                         probability: data.p,
                     })
                 });
-                text::words(tokens)
+                let mut words = text::words(tokens);
+                super::edges::snap_to_silence(&mut words, audio);
+                words
             } else {
                 Vec::new()
             };
