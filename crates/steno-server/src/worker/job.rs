@@ -68,6 +68,19 @@ pub struct Word {
     pub probability: f32,
 }
 
+#[cfg(test)]
+impl Word {
+    /// A word heard with probability 0.9, for tests of what follows decoding.
+    pub fn heard(text: &str, start_ms: u64, end_ms: u64) -> Word {
+        Word {
+            text: text.into(),
+            start_ms,
+            end_ms,
+            probability: 0.9,
+        }
+    }
+}
+
 /// A stretch of text with its times, in ms from the start of the job's audio.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Segment {

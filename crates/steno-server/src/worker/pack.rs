@@ -140,12 +140,7 @@ mod tests {
     use super::*;
 
     fn word(text: &str, start_ms: u64, end_ms: u64) -> Word {
-        Word {
-            text: text.into(),
-            start_ms,
-            end_ms,
-            probability: 0.9,
-        }
+        Word::heard(text, start_ms, end_ms)
     }
 
     #[test]
