@@ -10,6 +10,8 @@
 #                                                   # quiet before each step
 #   KEEP=1 STEPS=16 scripts/capacity-sweep.sh       # redo one step, keep the others
 #   REPORT_ONLY=1 scripts/capacity-sweep.sh         # rewrite the doc from the reports
+#   MIX=short-turns scripts/capacity-sweep.sh       # turns of at most 5 s of speech
+#                                                   # (shared clips + espeak-ng), 1-3 s pauses
 #
 # Each step is bounded: DURATION + RAMP_UP seconds of conversation, then at
 # most DURATION + 30 s for the last finals (an overloaded step has a
@@ -29,6 +31,20 @@ CORPUS=${CORPUS:-../shared/data/speech}
 OUT=${OUT:-artifacts/capacity}
 DOC=${DOC:-docs/capacity.md}
 MODEL=${MODEL:-models/ggml-tiny.en-q8_0.bin}
+MIX=${MIX:-conversational}
+case "$MIX" in
+    conversational)
+        MIX_ARGS=()
+        MIX_TEXT="real speech from \`$CORPUS\` (LibriSpeech and others, 2 to
+  29 s per utterance) as 20 ms Opus packets at real-time pace with partials
+  on, then listens 2 to 5 s (streaming silence), then speaks again" ;;
+    short-turns)
+        MIX_ARGS=(--max-clip-s 5 --espeak 12 --pause-min 1 --pause-max 3)
+        MIX_TEXT="short turns: the clips of \`$CORPUS\` with at most 5 s of speech
+  and 12 espeak-ng sentences (2 to 4 s), as 20 ms Opus packets at real-time
+  pace with partials on, then listens 1 to 3 s, then speaks again" ;;
+    *) echo "MIX is conversational or short-turns, got $MIX" >&2; exit 1 ;;
+esac
 
 [ -f "$MODEL" ] || { echo "model $MODEL missing: run \`make model\`" >&2; exit 1; }
 [ -f "$CORPUS/manifest.tsv" ] || { echo "speech set $CORPUS/manifest.tsv missing" >&2; exit 1; }
@@ -69,7 +85,7 @@ for users in $STEPS; do
         --corpus "$CORPUS" --users "$users" --extra-users "$EXTRA" \
         --duration "$DURATION" --ramp-up "$RAMP_UP" --seed "$SEED" \
         --drain $((DURATION + 30)) --max-run-s $((2 * DURATION + RAMP_UP + 60)) \
-        --progress-s 10 \
+        --progress-s 10 "${MIX_ARGS[@]}" \
         --out "$prefix"
 done
 
@@ -96,10 +112,8 @@ reports and SVG pictures are in \`$OUT/\`, git-ignored).
 - Model: \`$MODEL\`; server config: defaults of \`config.toml\` with
   \`admission.max_sessions\` = users of the step${config_env:+; environment: \`$config_env\`}.
 - Each step: a fresh \`steno serve\` (release build), then
-  \`steno-loadgen run --spawn-server --users N --extra-users $EXTRA --duration $DURATION --ramp-up $RAMP_UP --seed $SEED\`.
-  Every user streams real speech from \`$CORPUS\` (LibriSpeech and others, 2 to
-  29 s per utterance) as 20 ms Opus packets at real-time pace with partials
-  on, then listens 2 to 5 s (streaming silence), then speaks again. $EXTRA more
+  \`steno-loadgen run --spawn-server --users N --extra-users $EXTRA --duration $DURATION --ramp-up $RAMP_UP --seed $SEED${MIX_ARGS[*]:+ ${MIX_ARGS[*]}}\`.
+  Every user streams $MIX_TEXT. $EXTRA more
   users arrive once every slot is taken and must get \`over_capacity\`.
 - Written $(date -u +%Y-%m-%dT%H:%MZ).
 

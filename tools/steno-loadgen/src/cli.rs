@@ -64,6 +64,11 @@ pub struct RunArgs {
     /// Also say this many espeak-ng sentences (rendered into a temporary folder).
     #[arg(long, default_value_t = 0)]
     pub espeak: usize,
+    /// Say only clips whose speech is at most this long, seconds (0: any).
+    /// With `--espeak 12 --pause-min 1 --pause-max 3 --max-clip-s 5`: the
+    /// short-turn mix (docs/capacity.md).
+    #[arg(long, default_value_t = 0.0)]
+    pub max_clip_s: f64,
     /// Concurrent speaking users.
     #[arg(long, default_value_t = 4)]
     pub users: usize,
@@ -154,6 +159,10 @@ pub fn validate(a: &RunArgs) -> Result<()> {
     ensure!(
         0.0 <= a.pause_min && a.pause_min <= a.pause_max && a.pause_max <= 60.0,
         "need 0 <= --pause-min <= --pause-max <= 60"
+    );
+    ensure!(
+        (0.0..=600.0).contains(&a.max_clip_s),
+        "--max-clip-s must be in [0, 600] (0: any length)"
     );
     ensure!(
         (0.1..=50.0).contains(&a.pace),

@@ -36,6 +36,11 @@ impl Clip {
     pub fn duration_ms(&self) -> u64 {
         self.packets.len() as u64 * PACKET_MS
     }
+
+    /// From the first voiced packet to the end of the last.
+    pub fn speech_ms(&self) -> u64 {
+        (self.speech_end_packet + 1 - self.speech_start_packet) as u64 * PACKET_MS
+    }
 }
 
 /// The clips plus the packet a user sends while silent.
@@ -73,6 +78,25 @@ impl Corpus {
             clips: clips.into_iter().map(Arc::new).collect(),
             silence_packet: opus_silence_packet(),
         })
+    }
+}
+
+impl Corpus {
+    /// Drops the clips with more than `seconds` of speech (the short-turn
+    /// mix); fails when none is left.
+    pub fn keep_speech_up_to(&mut self, seconds: f64) -> Result<()> {
+        let before = self.clips.len();
+        self.clips
+            .retain(|c| c.speech_ms() as f64 <= seconds * 1000.0);
+        ensure!(
+            !self.clips.is_empty(),
+            "no clip of the {before} has at most {seconds} s of speech (--max-clip-s)"
+        );
+        eprintln!(
+            "{} of {before} clips have at most {seconds} s of speech",
+            self.clips.len()
+        );
+        Ok(())
     }
 }
 

@@ -82,9 +82,12 @@ async fn run(a: RunArgs) -> Result<bool> {
     cli::validate(&a)?;
     let corpus_dir = (!a.no_corpus).then(|| a.corpus.clone());
     let espeak = a.espeak;
-    let corpus =
+    let mut corpus =
         tokio::task::spawn_blocking(move || corpus::Corpus::load(corpus_dir.as_deref(), espeak))
             .await??;
+    if a.max_clip_s > 0.0 {
+        corpus.keep_speech_up_to(a.max_clip_s)?;
+    }
     if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -119,6 +122,7 @@ async fn run(a: RunArgs) -> Result<bool> {
         duration_s: a.duration,
         ramp_up_s: a.ramp_up,
         pause_s: (a.pause_min, a.pause_max),
+        max_clip_s: (a.max_clip_s > 0.0).then_some(a.max_clip_s),
         pace: a.pace,
         partials: !a.no_partials,
         seed: a.seed,

@@ -21,6 +21,9 @@ pub struct Settings {
     pub duration_s: f64,
     pub ramp_up_s: f64,
     pub pause_s: (f64, f64),
+    /// Only clips with at most this much speech (`--max-clip-s`).
+    #[serde(default)]
+    pub max_clip_s: Option<f64>,
     pub pace: f64,
     pub partials: bool,
     pub seed: u64,
