@@ -17,8 +17,9 @@ use crate::metrics::{self, GaugeGuard};
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdmissionConfig {
-    /// Most sessions open at once; the next one is refused with `over_capacity`.
-    pub max_sessions: usize,
+    /// Most sessions open at once; the next one is refused with
+    /// `over_capacity`. `"auto"`: measured at start-up (`calibrate`).
+    pub max_sessions: SessionLimit,
     /// Seconds a refused client is told to wait before retrying.
     pub retry_after_s: u32,
     /// Admission by load: while the oldest final has waited longer than
@@ -31,7 +32,7 @@ pub struct AdmissionConfig {
 impl Default for AdmissionConfig {
     fn default() -> Self {
         Self {
-            max_sessions: 24,
+            max_sessions: SessionLimit::Fixed(24),
             retry_after_s: 5,
             max_final_wait_s: 5.0,
         }
@@ -40,10 +41,12 @@ impl Default for AdmissionConfig {
 
 impl AdmissionConfig {
     pub fn validate(&self) -> Result<(), Invalid> {
-        if self.max_sessions == 0 || self.max_sessions > 10_000 {
+        if let SessionLimit::Fixed(n) = self.max_sessions
+            && (n == 0 || n > 10_000)
+        {
             return Err(Invalid::new(
                 "admission.max_sessions",
-                format!("must be 1..=10000, got {}", self.max_sessions),
+                format!("must be 1..=10000 or \"auto\", got {n}"),
             ));
         }
         let wait = self.max_final_wait_s;
@@ -54,6 +57,51 @@ impl AdmissionConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// `admission.max_sessions`: a number, or `"auto"` (this machine measured
+/// at start-up, `calibrate`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionLimit {
+    Fixed(usize),
+    Auto,
+}
+
+impl SessionLimit {
+    /// The number; None until `"auto"` has been measured.
+    pub fn fixed(self) -> Option<usize> {
+        match self {
+            SessionLimit::Fixed(n) => Some(n),
+            SessionLimit::Auto => None,
+        }
+    }
+}
+
+impl Serialize for SessionLimit {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SessionLimit::Fixed(n) => s.serialize_u64(*n as u64),
+            SessionLimit::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(usize),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(SessionLimit::Fixed(n)),
+            Raw::Text(t) if t == "auto" => Ok(SessionLimit::Auto),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "max_sessions takes a number or \"auto\", got {t:?}"
+            ))),
+        }
     }
 }
 

@@ -184,6 +184,10 @@ fn typed_value(
     let default = section.and_then(|s| s.get(key));
     Ok(match default {
         Some(toml::Value::String(_)) => toml::Value::String(raw.to_string()),
+        // A number key that also takes a word (`admission.max_sessions`).
+        Some(toml::Value::Integer(_)) if raw.trim() == "auto" => {
+            toml::Value::String("auto".to_string())
+        }
         Some(toml::Value::Integer(_)) => {
             toml::Value::Integer(raw.trim().parse::<i64>().map_err(|_| bad("an integer"))?)
         }
@@ -224,6 +228,7 @@ fn toml_scalar(raw: &str) -> Option<toml::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::SessionLimit;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -255,7 +260,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(c.admission.max_sessions, 30);
+        assert_eq!(c.admission.max_sessions, SessionLimit::Fixed(30));
         assert_eq!(c.workers.count, 2);
         assert_eq!(c.server.listen.port(), 9000);
         assert_eq!(c.model.path, PathBuf::from("models/other.bin"));
@@ -290,6 +295,22 @@ mod tests {
             err.to_string().contains("STENO_WORKERS__COUNT") && err.to_string().contains("integer"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn max_sessions_takes_a_number_or_auto() {
+        let c = Config::load(None, env(&[("STENO_ADMISSION__MAX_SESSIONS", "auto")])).unwrap();
+        assert_eq!(c.admission.max_sessions, SessionLimit::Auto);
+        let dir = std::env::temp_dir().join(format!("steno-config-auto-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.toml");
+        std::fs::write(&file, "[admission]\nmax_sessions = \"auto\"\n").unwrap();
+        let c = Config::load(Some(&file), Vec::new()).unwrap();
+        assert_eq!(c.admission.max_sessions, SessionLimit::Auto);
+        std::fs::write(&file, "[admission]\nmax_sessions = \"lots\"\n").unwrap();
+        let err = Config::load(Some(&file), Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("auto"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -26,12 +26,14 @@
 //! origin), `config` (one typed struct assembled from each component's
 //! section), `metrics` (Prometheus series), `load` (the load ratio for balancers and
 //! autoscalers), `heap` (live heap bytes, counted
-//! by the `steno` binary's allocator), `server` (the run loop and graceful
-//! shutdown). The wire types are `steno_protocol`, the audio front end
+//! by the `steno` binary's allocator), `calibrate` (this machine measured:
+//! the worker layout and session limit to run with), `server` (the run loop
+//! and graceful shutdown). The wire types are `steno_protocol`, the audio front end
 //! (codec, vad, ring) is `steno_audio`, the model converter `steno_model`.
 
 pub mod admission;
 pub mod auth;
+pub mod calibrate;
 pub mod config;
 pub mod files;
 pub mod heap;

@@ -46,6 +46,10 @@ enum Command {
     /// Stream a recording to a server's /v1/listen as a live user would (in
     /// real time, or --fast) and print its partials and finals.
     Listen(cli::ListenArgs),
+    /// Measure this machine (an inference bench and a simulated load) and
+    /// print the recommended workers.count, workers.threads_per_worker and
+    /// admission.max_sessions for a latency target.
+    Calibrate(cli::CalibrateArgs),
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -84,6 +88,10 @@ fn main() -> Result<()> {
             cli::transcribe(config, &args)
         }
         Command::Listen(args) => cli::listen(&args),
+        Command::Calibrate(args) => {
+            let config = load_config(args.config.as_deref())?;
+            cli::calibrate(config, &args)
+        }
         Command::Config {
             command: ConfigCommand::Check { config },
         } => {

@@ -21,6 +21,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+use steno_server::admission::SessionLimit;
 
 use common::wer::wer;
 use common::*;
@@ -58,7 +59,7 @@ async fn the_demo_page_transcribes_a_microphone_and_explains_a_full_server() {
 
     let server = TestServer::start(test_config()).await;
     let mut one_slot = test_config();
-    one_slot.admission.max_sessions = 1;
+    one_slot.admission.max_sessions = SessionLimit::Fixed(1);
     // The page waits out three refusals by itself: keep those waits short.
     one_slot.admission.retry_after_s = 2;
     let full = TestServer::start(one_slot).await;

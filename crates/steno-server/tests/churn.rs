@@ -46,7 +46,7 @@ async fn thousands_of_short_sessions_leave_nothing_behind() {
     // Resume off: a vanished client's session ends at once (with resume,
     // tests/resume.rs, it waits session.resume_grace_s for its client).
     config.session.resume_grace_s = 0.0;
-    let max_sessions = config.admission.max_sessions;
+    let max_sessions = config.admission.max_sessions.fixed().unwrap();
     let server = TestServer::start(config).await;
     let clips = Arc::new(Clips::new());
 

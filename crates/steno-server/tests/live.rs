@@ -4,6 +4,7 @@
 mod common;
 
 use std::time::Duration;
+use steno_server::admission::SessionLimit;
 
 use common::speech::{espeak, silence};
 use common::wer::wer;
@@ -83,7 +84,7 @@ async fn ready_status(server: &TestServer) -> (u16, serde_json::Value) {
 async fn exactly_max_sessions_are_admitted_even_all_at_once() {
     const MAX: usize = 6;
     let mut config = test_config();
-    config.admission.max_sessions = MAX;
+    config.admission.max_sessions = SessionLimit::Fixed(MAX);
     config.admission.retry_after_s = 7;
     // Resume off: a vanished client's session ends at once (with resume,
     // tests/resume.rs, it waits session.resume_grace_s for its client).

@@ -4,6 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use steno_server::admission::SessionLimit;
 
 use common::speech::espeak_at;
 use common::wer::wer;
@@ -32,7 +33,7 @@ fn write_pcm(dir: &Path, name: &str, samples: &[i16]) -> PathBuf {
 async fn server(max_sessions: usize) -> TestServer {
     let mut config = test_config();
     config.auth.token = TOKEN.into();
-    config.admission.max_sessions = max_sessions;
+    config.admission.max_sessions = SessionLimit::Fixed(max_sessions);
     TestServer::start(config).await
 }
 

@@ -6,6 +6,7 @@ mod proxy;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use steno_server::admission::SessionLimit;
 
 use common::speech::{espeak, silence};
 use common::*;
@@ -187,7 +188,7 @@ fn refused_message(result: Result<steno_client::Session, ConnectError>) -> Strin
 async fn spent_and_expired_tokens_are_refused_and_slots_come_back() {
     let mut config = test_config();
     config.session.resume_grace_s = 1.0;
-    config.admission.max_sessions = 1;
+    config.admission.max_sessions = SessionLimit::Fixed(1);
     let _serial = SERIAL.lock().await;
     let server = TestServer::start(config).await;
     let before = counters(&server).await;

@@ -4,6 +4,7 @@
 mod common;
 
 use std::time::Duration;
+use steno_server::admission::SessionLimit;
 
 use common::speech::{espeak, silence};
 use common::wer::wer;
@@ -65,7 +66,7 @@ async fn a_flood_sheds_partials_but_delivers_every_final() {
     let mut config = test_config();
     config.workers.count = 1;
     config.session.partial_interval_ms = 250;
-    config.admission.max_sessions = 8;
+    config.admission.max_sessions = SessionLimit::Fixed(8);
     let server = TestServer::start(config).await;
     let mut audio = silence(200);
     audio.extend(espeak(

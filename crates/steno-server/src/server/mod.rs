@@ -24,7 +24,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::admission::AdmissionController;
+use crate::admission::{AdmissionController, SessionLimit};
 use crate::config::{Config, Invalid};
 use crate::files::{self, FileService, jobs::Jobs};
 use crate::session::registry::SessionRegistry;
@@ -117,6 +117,8 @@ impl ServerConfig {
 pub enum ServerError {
     #[error("cannot start the worker pool: {0}")]
     Workers(#[from] WorkerError),
+    #[error("cannot calibrate admission.max_sessions = \"auto\": {0}")]
+    Calibrate(#[from] crate::calibrate::CalibrateError),
     #[error("listener failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("cannot open the spool folder {}: {source}", .path.display())]
@@ -141,6 +143,41 @@ pub fn whisper_loader(config: &Config) -> ModelLoader {
     })
 }
 
+/// `admission.max_sessions = "auto"` measured (`calibrate::configured`, on
+/// a named OS thread: it runs the model) and written in; any other config
+/// as it is.
+async fn resolve_auto(mut config: Config) -> Result<Config, ServerError> {
+    if config.admission.max_sessions != SessionLimit::Auto {
+        return Ok(config);
+    }
+    tracing::info!("admission.max_sessions = \"auto\": calibrating this machine");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let measured = config.clone();
+    std::thread::Builder::new()
+        .name("steno-calibrate".into())
+        .spawn(move || {
+            let _ = tx.send(crate::calibrate::configured(&measured));
+        })
+        .map_err(crate::calibrate::CalibrateError::Thread)?;
+    let calibration = rx
+        .await
+        .map_err(|_| crate::calibrate::CalibrateError::Panicked)??;
+    let layout = &calibration.layouts[0];
+    let (users, outcome) = layout.steps[layout.max_users.max(1) - 1];
+    tracing::info!(
+        max_sessions = calibration.max_sessions,
+        most_within_targets = layout.max_users,
+        simulated_users = users,
+        simulated_p50_s = outcome.p50_s,
+        simulated_p95_s = outcome.p95_s,
+        one_final_alone_ms = (layout.costs.lone.of(5.0) * 1000.0) as u64,
+        one_final_busy_ms = (layout.costs.busy.of(5.0) * 1000.0) as u64,
+        "admission.max_sessions calibrated"
+    );
+    config.admission.max_sessions = SessionLimit::Fixed(calibration.max_sessions);
+    Ok(config)
+}
+
 /// Serves on `listener` until `shutdown` resolves, then drains and returns.
 /// Fails if the model cannot be loaded.
 pub async fn run(
@@ -150,14 +187,19 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let metrics = crate::metrics::install();
-    let config = Arc::new(config);
+    let config = Arc::new(resolve_auto(config).await?);
+    let max_sessions = config
+        .admission
+        .max_sessions
+        .fixed()
+        .expect("resolve_auto leaves a number");
     let queue = Arc::new(JobQueue::new(config.workers.lane_capacities()));
     queue.set_packing(config.workers.pack_limits());
     let root = CancellationToken::new();
     let files = open_files(&config, &queue).await?;
     let state = Arc::new(AppState {
         config: config.clone(),
-        admission: AdmissionController::new(config.admission.max_sessions),
+        admission: AdmissionController::new(max_sessions),
         sessions: SessionContext {
             session: config.session.clone(),
             vad: config.vad.clone(),
@@ -181,7 +223,7 @@ pub async fn run(
             .spawn(files.jobs.clone().janitor(root.child_token()));
     }
     let app = router(state.clone());
-    crate::metrics::sessions_capacity(config.admission.max_sessions);
+    crate::metrics::sessions_capacity(max_sessions);
     tokio::spawn(crate::load::run(
         config.workers.resolved_count(),
         root.child_token(),

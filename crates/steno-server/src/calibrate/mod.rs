@@ -1,0 +1,339 @@
+//! Calibration: this machine, the model and the session config in, the recommended `workers.count`, `workers.threads_per_worker` and `admission.max_sessions` for a latency target out, with the figures behind them.
+//!
+//! Map:
+//! - `bench`: one final's measured cost per worker layout (the real model).
+//! - `simulate`: a simulated load of N talking users on those costs.
+//!
+//! [`calibrate`] measures every layout that uses all cores, simulates each
+//! at 1..=`max_users` users with several seeds, and recommends the layout
+//! that holds the most users within the targets, and that many users
+//! less a headroom share: the simulation knows only the mix it is given,
+//! and real users talk in bursts. `steno calibrate` prints it;
+//! `admission.max_sessions = "auto"` runs it at start-up.
+
+pub mod bench;
+pub mod simulate;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use bench::{Layout, LayoutCosts};
+use simulate::{Load, Mix, Outcome, Timing};
+
+use crate::config::Config;
+use crate::worker::WorkerError;
+
+/// Why calibration could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum CalibrateError {
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    #[error("cannot start a calibration thread: {0}")]
+    Thread(std::io::Error),
+    #[error("a bench thread panicked")]
+    Panicked,
+    #[error(
+        "cannot render speech with espeak-ng ({0}); install it (make deps) or pass --audio FILE"
+    )]
+    Espeak(String),
+    #[error("cannot read {path}: {source}")]
+    Audio {
+        path: PathBuf,
+        source: steno_audio::file::FileError,
+    },
+    #[error("{0} holds {1:.1} s of audio; calibration needs at least {2} s")]
+    TooShort(PathBuf, f64, f64),
+}
+
+/// What the recommendation must hold.
+#[derive(Clone, Copy, Debug)]
+pub struct Targets {
+    pub p50_s: f64,
+    pub p95_s: f64,
+    /// Share of the largest passing user count kept free.
+    pub headroom: f64,
+    pub max_users: usize,
+}
+
+impl Default for Targets {
+    /// The capacity sweep's targets (docs/capacity.md).
+    fn default() -> Self {
+        Self {
+            p50_s: 0.8,
+            p95_s: 1.5,
+            headroom: 0.2,
+            max_users: 64,
+        }
+    }
+}
+
+/// One layout's result.
+#[derive(Clone, Debug)]
+pub struct LayoutResult {
+    pub costs: LayoutCosts,
+    /// The most users within the targets (0: not even one).
+    pub max_users: usize,
+    /// The simulated figures at each user count tried.
+    pub steps: Vec<(usize, Outcome)>,
+}
+
+/// The recommendation and what it rests on.
+#[derive(Clone, Debug)]
+pub struct Calibration {
+    pub cores: usize,
+    pub mix: Mix,
+    pub targets: Targets,
+    pub layouts: Vec<LayoutResult>,
+    pub workers: usize,
+    pub threads_per_worker: usize,
+    pub max_sessions: usize,
+}
+
+/// Simulated seconds of talk per seed, and the seeds per user count.
+const SECONDS: f64 = 120.0;
+const SEEDS: u64 = 4;
+/// Fixed time outside the model between the last voiced packet leaving a
+/// client and its final arriving (VAD frames, Opus packets, the session).
+const OVERHEAD_S: f64 = 0.1;
+/// The early final's start into the pause (`session::early`).
+const EARLY_TAIL_S: f64 = 0.2;
+
+/// Measures every layout that uses this machine's cores and recommends a
+/// configuration for `mix`.
+pub fn calibrate(
+    config: &Config,
+    speech: &[f32],
+    mix: Mix,
+    targets: Targets,
+) -> Result<Calibration, CalibrateError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    calibrate_layouts(
+        config,
+        speech,
+        mix,
+        targets,
+        cores,
+        Layout::candidates(cores),
+    )
+}
+
+/// `admission.max_sessions = "auto"`: the configured layout measured with
+/// espeak-ng's speech, the conversational mix and the sweep's targets.
+pub fn configured(config: &Config) -> Result<Calibration, CalibrateError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let layout = Layout {
+        workers: config.workers.resolved_count(),
+        threads: config.workers.threads_per_worker,
+    };
+    let speech = speech(None)?;
+    calibrate_layouts(
+        config,
+        &speech,
+        Mix::CONVERSATIONAL,
+        Targets::default(),
+        cores,
+        vec![layout],
+    )
+}
+
+fn calibrate_layouts(
+    config: &Config,
+    speech: &[f32],
+    mix: Mix,
+    targets: Targets,
+    cores: usize,
+    candidates: Vec<Layout>,
+) -> Result<Calibration, CalibrateError> {
+    let timing = Timing {
+        hangover_s: config.vad.hangover_ms as f64 / 1000.0,
+        early_tail_s: if config.session.early_finals {
+            EARLY_TAIL_S
+        } else {
+            config.vad.hangover_ms as f64 / 1000.0
+        },
+        partial_interval_s: config.session.partial_interval_ms as f64 / 1000.0,
+        overhead_s: OVERHEAD_S,
+    };
+    let mut layouts = Vec::new();
+    for layout in candidates {
+        let costs = bench::measure(&config.model, layout, speech)?;
+        tracing::info!(?costs, "calibrate: measured");
+        layouts.push(search(&costs, &mix, &timing, &targets));
+    }
+    let best = layouts
+        .iter()
+        .max_by_key(|l| (l.max_users, l.costs.layout.workers))
+        .expect("at least one layout");
+    let max_sessions = ((best.max_users as f64 * (1.0 - targets.headroom)).floor() as usize).max(1);
+    Ok(Calibration {
+        cores,
+        mix,
+        targets,
+        workers: best.costs.layout.workers,
+        threads_per_worker: best.costs.layout.threads,
+        max_sessions,
+        layouts,
+    })
+}
+
+/// Simulates `costs` at a rising user count until the targets break.
+fn search(costs: &LayoutCosts, mix: &Mix, timing: &Timing, targets: &Targets) -> LayoutResult {
+    let mut steps = Vec::new();
+    let mut max_users = 0;
+    for users in 1..=targets.max_users {
+        let outcome = pooled(costs, mix, timing, users);
+        let passes = outcome.p50_s <= targets.p50_s && outcome.p95_s <= targets.p95_s;
+        steps.push((users, outcome));
+        if !passes {
+            break;
+        }
+        max_users = users;
+    }
+    LayoutResult {
+        costs: *costs,
+        max_users,
+        steps,
+    }
+}
+
+/// The median over seeds of each figure.
+fn pooled(costs: &LayoutCosts, mix: &Mix, timing: &Timing, users: usize) -> Outcome {
+    let runs: Vec<Outcome> = (1..=SEEDS)
+        .map(|seed| {
+            let load = Load {
+                users,
+                seconds: SECONDS,
+                ramp_up_s: 5.0,
+                seed,
+            };
+            simulate::simulate(costs, mix, timing, &load)
+        })
+        .collect();
+    let median = |f: fn(&Outcome) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        (v[(v.len() - 1) / 2] + v[v.len() / 2]) / 2.0
+    };
+    Outcome {
+        finals: runs.iter().map(|r| r.finals).sum(),
+        p50_s: median(|o| o.p50_s),
+        p95_s: median(|o| o.p95_s),
+        busy_on_finals: median(|o| o.busy_on_finals),
+    }
+}
+
+/// 16 kHz speech for the bench: `path`, or espeak-ng's rendering of a
+/// paragraph.
+pub fn speech(path: Option<&Path>) -> Result<Vec<f32>, CalibrateError> {
+    if let Some(path) = path {
+        return read_speech(path);
+    }
+    let rendered = espeak()?;
+    let read = read_speech(&rendered);
+    let _ = std::fs::remove_file(&rendered);
+    read
+}
+
+fn read_speech(path: &Path) -> Result<Vec<f32>, CalibrateError> {
+    let mut decoder =
+        steno_audio::file::FileDecoder::open(path).map_err(|source| CalibrateError::Audio {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let mut samples = Vec::new();
+    while decoder
+        .read(&mut samples)
+        .map_err(|source| CalibrateError::Audio {
+            path: path.to_path_buf(),
+            source,
+        })?
+    {}
+    let seconds = samples.len() as f64 / 16_000.0;
+    if seconds < bench::LONG_S {
+        return Err(CalibrateError::TooShort(
+            path.to_path_buf(),
+            seconds,
+            bench::LONG_S,
+        ));
+    }
+    Ok(samples.into_iter().map(|s| s as f32 / 32768.0).collect())
+}
+
+const PARAGRAPH: &str = "Whisper encodes a fixed window of audio whatever the length of the \
+    utterance, so a short sentence costs nearly as much as a long one. This paragraph is \
+    read aloud to measure that cost on this machine, one worker at a time and all at once.";
+
+fn espeak() -> Result<PathBuf, CalibrateError> {
+    let path = std::env::temp_dir().join(format!("steno-calibrate-{}.wav", std::process::id()));
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&path)
+        .arg(PARAGRAPH)
+        .status()
+        .map_err(|e| CalibrateError::Espeak(e.to_string()))?;
+    if !status.success() {
+        return Err(CalibrateError::Espeak(status.to_string()));
+    }
+    Ok(path)
+}
+
+impl Calibration {
+    /// The report `steno calibrate` prints.
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        let t = &self.targets;
+        let _ = writeln!(
+            out,
+            "machine: {} cores; mix: {} (utterances {:.0}-{:.0} s, pauses {:.0}-{:.0} s, speaking {:.0}% of the time)",
+            self.cores,
+            self.mix.name,
+            self.mix.utterance_s.0,
+            self.mix.utterance_s.1,
+            self.mix.pause_s.0,
+            self.mix.pause_s.1,
+            self.mix.speaking_share() * 100.0
+        );
+        let _ = writeln!(
+            out,
+            "targets: end of speech to final p50 <= {:.2} s, p95 <= {:.2} s; headroom {:.0}%",
+            t.p50_s,
+            t.p95_s,
+            t.headroom * 100.0
+        );
+        for l in &self.layouts {
+            let c = &l.costs;
+            let _ = writeln!(
+                out,
+                "\nworkers {} x {} threads: one final alone {:.0} ms + {:.1} ms per s of audio; all busy {:.0} ms + {:.1} ms/s",
+                c.layout.workers,
+                c.layout.threads,
+                c.lone.fixed_s * 1000.0,
+                c.lone.per_audio_s * 1000.0,
+                c.busy.fixed_s * 1000.0,
+                c.busy.per_audio_s * 1000.0
+            );
+            let _ = writeln!(out, "  users  p50     p95     finals busy");
+            let shown = l.steps.iter().filter(|(u, _)| {
+                [1, 4, 8, 12, 16, 20, 24, 28, 32].contains(u) || *u + 1 >= l.steps.len()
+            });
+            for (users, o) in shown {
+                let _ = writeln!(
+                    out,
+                    "  {:>5}  {:>5.2} s {:>5.2} s {:>6} {:>3.0}%",
+                    users,
+                    o.p50_s,
+                    o.p95_s,
+                    o.finals,
+                    o.busy_on_finals * 100.0
+                );
+            }
+            let _ = writeln!(out, "  most users within the targets: {}", l.max_users);
+        }
+        let _ = writeln!(
+            out,
+            "\nrecommended:\n  [workers]\n  count = {}\n  threads_per_worker = {}\n  [admission]\n  max_sessions = {}",
+            self.workers, self.threads_per_worker, self.max_sessions
+        );
+        out
+    }
+}
