@@ -157,7 +157,7 @@ $table
   time, not its open time. A deployment whose users speak more than these
   simulated ones (the share is printed under the table) should take
   proportionally fewer. The pool transcribes about **workers x (seconds of
-  audio per second of model time)** when saturated (`final_capacity_per_s`
+  audio per second of model time)** when saturated (\`final_capacity_per_s\`
   in each JSON report); offered speech must stay well under it: queueing
   adds seconds at p95 from about 70% of it.
 - Memory: peak RSS is the model plus one Whisper state per worker plus a

@@ -8,7 +8,9 @@
 //! at 1..=`max_users` users with several seeds, and recommends the layout
 //! that holds the most users within the targets, and that many users
 //! less a headroom share: the simulation knows only the mix it is given,
-//! and real users talk in bursts. `steno calibrate` prints it;
+//! leaves out what the server does besides inference, and ran under the
+//! capacity sweep's p95 by 0.2 to 0.6 s between 8 and 24 users on the
+//! 2-core machine (docs/capacity.md, "Calibration"). `steno calibrate` prints it;
 //! `admission.max_sessions = "auto"` runs it at start-up.
 
 pub mod bench;
@@ -48,22 +50,31 @@ pub enum CalibrateError {
 /// What the recommendation must hold.
 #[derive(Clone, Copy, Debug)]
 pub struct Targets {
-    pub p50_s: f64,
     pub p95_s: f64,
+    /// Also hold a median, when given.
+    pub p50_s: Option<f64>,
     /// Share of the largest passing user count kept free.
     pub headroom: f64,
     pub max_users: usize,
 }
 
 impl Default for Targets {
-    /// The capacity sweep's targets (docs/capacity.md).
+    /// The capacity sweep's p95 target (docs/capacity.md), and the headroom
+    /// that covers how far the simulation ran under the sweep on the 2-core
+    /// machine (docs/capacity.md, "Calibration").
     fn default() -> Self {
         Self {
-            p50_s: 0.8,
             p95_s: 1.5,
-            headroom: 0.2,
+            p50_s: None,
+            headroom: 0.5,
             max_users: 64,
         }
+    }
+}
+
+impl Targets {
+    fn hold(&self, o: &Outcome) -> bool {
+        o.p95_s <= self.p95_s && self.p50_s.is_none_or(|p50| o.p50_s <= p50)
     }
 }
 
@@ -182,7 +193,7 @@ fn search(costs: &LayoutCosts, mix: &Mix, timing: &Timing, targets: &Targets) ->
     let mut max_users = 0;
     for users in 1..=targets.max_users {
         let outcome = pooled(costs, mix, timing, users);
-        let passes = outcome.p50_s <= targets.p50_s && outcome.p95_s <= targets.p95_s;
+        let passes = targets.hold(&outcome);
         steps.push((users, outcome));
         if !passes {
             break;
@@ -284,7 +295,7 @@ impl Calibration {
         let t = &self.targets;
         let _ = writeln!(
             out,
-            "machine: {} cores; mix: {} (utterances {:.0}-{:.0} s, pauses {:.0}-{:.0} s, speaking {:.0}% of the time)",
+            "machine: {} cores; mix: {} (utterances {:.1}-{:.1} s, pauses {:.1}-{:.1} s, speaking {:.0}% of the time)",
             self.cores,
             self.mix.name,
             self.mix.utterance_s.0,
@@ -293,10 +304,13 @@ impl Calibration {
             self.mix.pause_s.1,
             self.mix.speaking_share() * 100.0
         );
+        let p50 = t
+            .p50_s
+            .map(|p| format!(", p50 <= {p:.2} s"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "targets: end of speech to final p50 <= {:.2} s, p95 <= {:.2} s; headroom {:.0}%",
-            t.p50_s,
+            "targets: end of speech to final p95 <= {:.2} s{p50}; headroom {:.0}%",
             t.p95_s,
             t.headroom * 100.0
         );

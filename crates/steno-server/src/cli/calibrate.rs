@@ -25,9 +25,9 @@ pub struct CalibrateArgs {
     /// Target p95, end of speech to final, in seconds.
     #[arg(long, default_value_t = Targets::default().p95_s)]
     pub p95: f64,
-    /// Target p50, end of speech to final, in seconds.
-    #[arg(long, default_value_t = Targets::default().p50_s)]
-    pub p50: f64,
+    /// Also a target p50, end of speech to final, in seconds.
+    #[arg(long)]
+    pub p50: Option<f64>,
     /// Share of the most users within the targets kept free.
     #[arg(long, default_value_t = Targets::default().headroom)]
     pub headroom: f64,
