@@ -100,6 +100,9 @@ pub struct Calibration {
     pub max_sessions: usize,
 }
 
+/// The user counts the report always shows (the sweep's steps and more).
+const SHOWN: [usize; 9] = [1, 4, 8, 12, 16, 20, 24, 28, 32];
+
 /// Simulated seconds of talk per seed, and the seeds per user count.
 const SECONDS: f64 = 120.0;
 const SEEDS: u64 = 4;
@@ -191,14 +194,19 @@ fn calibrate_layouts(
 fn search(costs: &LayoutCosts, mix: &Mix, timing: &Timing, targets: &Targets) -> LayoutResult {
     let mut steps = Vec::new();
     let mut max_users = 0;
+    let mut broken = false;
     for users in 1..=targets.max_users {
-        let outcome = pooled(costs, mix, timing, users);
-        let passes = targets.hold(&outcome);
-        steps.push((users, outcome));
-        if !passes {
-            break;
+        // Past the break, only the steps the report shows beside the sweep.
+        if broken && !SHOWN.contains(&users) {
+            continue;
         }
-        max_users = users;
+        let outcome = pooled(costs, mix, timing, users);
+        if targets.hold(&outcome) && !broken {
+            max_users = users;
+        } else {
+            broken = true;
+        }
+        steps.push((users, outcome));
     }
     LayoutResult {
         costs: *costs,
@@ -327,9 +335,10 @@ impl Calibration {
                 c.busy.per_audio_s * 1000.0
             );
             let _ = writeln!(out, "  users  p50     p95     finals busy");
-            let shown = l.steps.iter().filter(|(u, _)| {
-                [1, 4, 8, 12, 16, 20, 24, 28, 32].contains(u) || *u + 1 >= l.steps.len()
-            });
+            let shown = l
+                .steps
+                .iter()
+                .filter(|(u, _)| SHOWN.contains(u) || *u == l.max_users || *u == l.max_users + 1);
             for (users, o) in shown {
                 let _ = writeln!(
                     out,

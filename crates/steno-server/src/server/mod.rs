@@ -163,6 +163,7 @@ async fn resolve_auto(mut config: Config) -> Result<Config, ServerError> {
         .await
         .map_err(|_| crate::calibrate::CalibrateError::Panicked)??;
     let layout = &calibration.layouts[0];
+    // Steps run 1, 2, 3... up to the first that fails.
     let (users, outcome) = layout.steps[layout.max_users.max(1) - 1];
     tracing::info!(
         max_sessions = calibration.max_sessions,
