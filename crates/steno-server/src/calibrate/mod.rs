@@ -3,6 +3,8 @@
 //! Map:
 //! - `bench`: one final's measured cost per worker layout (the real model).
 //! - `simulate`: a simulated load of N talking users on those costs.
+//! - `speech`: the audio the bench times (a file, or espeak-ng).
+//! - `report`: the text `steno calibrate` prints.
 //!
 //! [`calibrate`] measures every layout that uses all cores, simulates each
 //! at 1..=`max_users` users with several seeds, and recommends the layout
@@ -14,10 +16,13 @@
 //! `admission.max_sessions = "auto"` runs it at start-up.
 
 pub mod bench;
+mod report;
 pub mod simulate;
+mod speech;
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+pub use speech::read as speech;
 
 use bench::{Layout, LayoutCosts};
 use simulate::{Load, Mix, Outcome, Timing};
@@ -101,7 +106,7 @@ pub struct Calibration {
 }
 
 /// The user counts the report always shows (the sweep's steps and more).
-const SHOWN: [usize; 9] = [1, 4, 8, 12, 16, 20, 24, 28, 32];
+pub(crate) const SHOWN: [usize; 9] = [1, 4, 8, 12, 16, 20, 24, 28, 32];
 
 /// Simulated seconds of talk per seed, and the seeds per user count.
 const SECONDS: f64 = 120.0;
@@ -238,125 +243,5 @@ fn pooled(costs: &LayoutCosts, mix: &Mix, timing: &Timing, users: usize) -> Outc
         p50_s: median(|o| o.p50_s),
         p95_s: median(|o| o.p95_s),
         busy_on_finals: median(|o| o.busy_on_finals),
-    }
-}
-
-/// 16 kHz speech for the bench: `path`, or espeak-ng's rendering of a
-/// paragraph.
-pub fn speech(path: Option<&Path>) -> Result<Vec<f32>, CalibrateError> {
-    if let Some(path) = path {
-        return read_speech(path);
-    }
-    let rendered = espeak()?;
-    let read = read_speech(&rendered);
-    let _ = std::fs::remove_file(&rendered);
-    read
-}
-
-fn read_speech(path: &Path) -> Result<Vec<f32>, CalibrateError> {
-    let mut decoder =
-        steno_audio::file::FileDecoder::open(path).map_err(|source| CalibrateError::Audio {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let mut samples = Vec::new();
-    while decoder
-        .read(&mut samples)
-        .map_err(|source| CalibrateError::Audio {
-            path: path.to_path_buf(),
-            source,
-        })?
-    {}
-    let seconds = samples.len() as f64 / 16_000.0;
-    if seconds < bench::LONG_S {
-        return Err(CalibrateError::TooShort(
-            path.to_path_buf(),
-            seconds,
-            bench::LONG_S,
-        ));
-    }
-    Ok(samples.into_iter().map(|s| s as f32 / 32768.0).collect())
-}
-
-const PARAGRAPH: &str = "Whisper encodes a fixed window of audio whatever the length of the \
-    utterance, so a short sentence costs nearly as much as a long one. This paragraph is \
-    read aloud to measure that cost on this machine, one worker at a time and all at once.";
-
-fn espeak() -> Result<PathBuf, CalibrateError> {
-    let path = std::env::temp_dir().join(format!("steno-calibrate-{}.wav", std::process::id()));
-    let status = std::process::Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&path)
-        .arg(PARAGRAPH)
-        .status()
-        .map_err(|e| CalibrateError::Espeak(e.to_string()))?;
-    if !status.success() {
-        return Err(CalibrateError::Espeak(status.to_string()));
-    }
-    Ok(path)
-}
-
-impl Calibration {
-    /// The report `steno calibrate` prints.
-    pub fn report(&self) -> String {
-        let mut out = String::new();
-        let t = &self.targets;
-        let _ = writeln!(
-            out,
-            "machine: {} cores; mix: {} (utterances {:.1}-{:.1} s, pauses {:.1}-{:.1} s, speaking {:.0}% of the time)",
-            self.cores,
-            self.mix.name,
-            self.mix.utterance_s.0,
-            self.mix.utterance_s.1,
-            self.mix.pause_s.0,
-            self.mix.pause_s.1,
-            self.mix.speaking_share() * 100.0
-        );
-        let p50 = t
-            .p50_s
-            .map(|p| format!(", p50 <= {p:.2} s"))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "targets: end of speech to final p95 <= {:.2} s{p50}; headroom {:.0}%",
-            t.p95_s,
-            t.headroom * 100.0
-        );
-        for l in &self.layouts {
-            let c = &l.costs;
-            let _ = writeln!(
-                out,
-                "\nworkers {} x {} threads: one final alone {:.0} ms + {:.1} ms per s of audio; all busy {:.0} ms + {:.1} ms/s",
-                c.layout.workers,
-                c.layout.threads,
-                c.lone.fixed_s * 1000.0,
-                c.lone.per_audio_s * 1000.0,
-                c.busy.fixed_s * 1000.0,
-                c.busy.per_audio_s * 1000.0
-            );
-            let _ = writeln!(out, "  users  p50     p95     finals busy");
-            let shown = l
-                .steps
-                .iter()
-                .filter(|(u, _)| SHOWN.contains(u) || *u == l.max_users || *u == l.max_users + 1);
-            for (users, o) in shown {
-                let _ = writeln!(
-                    out,
-                    "  {:>5}  {:>5.2} s {:>5.2} s {:>6} {:>3.0}%",
-                    users,
-                    o.p50_s,
-                    o.p95_s,
-                    o.finals,
-                    o.busy_on_finals * 100.0
-                );
-            }
-            let _ = writeln!(out, "  most users within the targets: {}", l.max_users);
-        }
-        let _ = writeln!(
-            out,
-            "\nrecommended:\n  [workers]\n  count = {}\n  threads_per_worker = {}\n  [admission]\n  max_sessions = {}",
-            self.workers, self.threads_per_worker, self.max_sessions
-        );
-        out
     }
 }
