@@ -10,8 +10,9 @@
 //!
 //! The split is by each word's time. A job's words must lie within its own
 //! stretch (give or take a quarter of the gap) and come in order; a word in
-//! a gap, or outside every stretch, or going back to an earlier one, makes
-//! the stretches around it unclear; a stretch that got no word is unclear
+//! a gap, or outside every stretch, or going back to an earlier one, or with
+//! no duration (whisper's times collapsed, or the word lies in silence),
+//! makes the stretches around it unclear; a stretch that got no word is unclear
 //! too (whisper sometimes skips a short utterance between two others), and
 //! so is one whose words start more than [`LEAD_MS`] into it or stop more
 //! than [`TAIL_MS`] before its end (whisper sometimes ends a decode before
@@ -79,6 +80,11 @@ pub fn split(words: &[Word], spans: &[(u64, u64)], gap_ms: u64) -> Vec<Option<Ve
         let home = spans.iter().position(|&(start, end)| {
             w.start_ms + tolerance >= start && w.end_ms <= end + tolerance
         });
+        // A word with no time of its own: whisper's times collapsed (seen
+        // over long packs: whole sentences at one instant, a previous
+        // stretch's last word at the next one's start), or the word lies
+        // wholly in silence (`edges` shrinks those to nothing).
+        let home = home.filter(|_| w.end_ms > w.start_ms);
         match home {
             Some(i) if i >= last => {
                 last = i;
@@ -183,6 +189,22 @@ mod tests {
         let parts = split(&words, &spans, 1000);
         assert!(parts[0].is_none() && parts[1].is_none());
         assert_eq!(text(parts[2].as_ref().unwrap()), "three");
+    }
+
+    #[test]
+    fn words_without_duration_make_their_neighbours_unclear() {
+        // Seen with the real model over a 13 s pack: the first stretch's
+        // last word at the second's start, the third's words all at one
+        // instant.
+        let spans = [(0, 4040), (5040, 9080), (10080, 13540)];
+        let words = [
+            word("meeting", 2970, 3670),
+            word("afternoon.", 5170, 5170),
+            word("Thank", 6910, 7200),
+            word("Good", 13530, 13530),
+            word("morning.", 13530, 13530),
+        ];
+        assert!(split(&words, &spans, 1000).iter().all(Option::is_none));
     }
 
     #[test]
