@@ -79,6 +79,40 @@ fn bench(c: &mut Criterion, model: &WhisperModel, audio: &[f32], source: &str) {
         }
     }
     group.finish();
+    phases(&mut transcriber, model, audio);
+}
+
+/// Where one final's time goes at the configured window: medians of
+/// `RUNS` calls, printed beside the Criterion figures.
+fn phases(
+    transcriber: &mut steno_server::worker::whisper::WhisperTranscriber,
+    model: &WhisperModel,
+    audio: &[f32],
+) {
+    const RUNS: usize = 7;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    eprintln!("\nphases of one final (median of {RUNS}, configured window):");
+    eprintln!("utterance  total    mel      encoder  decoder+sampling+copies");
+    for seconds in LENGTHS_S {
+        let clip = &audio[..(seconds * SAMPLE_RATE_HZ).min(audio.len())];
+        let ctx = model.policy().audio_ctx(clip.len());
+        let mut runs: Vec<_> = (0..RUNS)
+            .map(|_| transcriber.phases(clip, ctx).expect("inference works"))
+            .collect();
+        let median = |f: &dyn Fn(&steno_server::worker::whisper::Phases) -> f64,
+                      runs: &mut Vec<steno_server::worker::whisper::Phases>| {
+            runs.sort_by(|a, b| f(a).total_cmp(&f(b)));
+            f(&runs[RUNS / 2])
+        };
+        let total = median(&|p| ms(p.total), &mut runs);
+        let mel = median(&|p| ms(p.mel), &mut runs);
+        let encoder = median(&|p| ms(p.encoder), &mut runs);
+        eprintln!(
+            "{seconds:>5} s   {total:>6.0} ms {mel:>5.1} ms {encoder:>6.0} ms {:>6.0} ms ({:.0}% outside the encoder)",
+            total - mel - encoder,
+            100.0 * (total - encoder) / total
+        );
+    }
 }
 
 fn main() {

@@ -4,6 +4,7 @@ use std::ffi::c_void;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
@@ -133,6 +134,14 @@ unsafe extern "C" fn abort_requested(data: *mut c_void) -> bool {
     unsafe { (*data.cast::<AtomicBool>()).load(Ordering::Relaxed) }
 }
 
+/// One final's time by phase ([`WhisperTranscriber::phases`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Phases {
+    pub total: Duration,
+    pub mel: Duration,
+    pub encoder: Duration,
+}
+
 pub struct WhisperTranscriber {
     state: WhisperState,
     policy: DecodePolicy,
@@ -156,6 +165,30 @@ impl WhisperTranscriber {
         Ok(self
             .decode(audio, audio_ctx, &DecodeOptions::default())?
             .text)
+    }
+
+    /// Where one final's time goes (benchmarks): the whole `whisper_full`
+    /// call, then its log-mel spectrogram and its encoder pass alone; the
+    /// rest is the decoder, sampling and copies.
+    pub fn phases(&mut self, audio: &[f32], audio_ctx: u32) -> Result<Phases, WorkerError> {
+        let inference = |e| WorkerError::Inference(Box::new(e));
+        let start = Instant::now();
+        // Also leaves the state's encoder window at `audio_ctx`.
+        self.decode(audio, audio_ctx, &DecodeOptions::default())?;
+        let total = start.elapsed();
+        let start = Instant::now();
+        self.state
+            .pcm_to_mel(audio, self.threads)
+            .map_err(inference)?;
+        let mel = start.elapsed();
+        let start = Instant::now();
+        self.state.encode(0, self.threads).map_err(inference)?;
+        let encoder = start.elapsed();
+        Ok(Phases {
+            total,
+            mel,
+            encoder,
+        })
     }
 
     /// One `whisper_full` call over `audio` with the window `audio_ctx`.
