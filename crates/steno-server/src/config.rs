@@ -352,6 +352,16 @@ mod tests {
             ),
             ("STENO_WORKERS__PACK_GAP_MS", "50", "workers.pack_gap_ms"),
             ("STENO_WORKERS__PACK_MAX_S", "40", "workers.pack_max_s"),
+            (
+                "STENO_WORKERS__DEGRADE_AFTER_MS",
+                "90000",
+                "workers.degrade_after_ms",
+            ),
+            (
+                "STENO_WORKERS__DEGRADED_MIN_AUDIO_CTX",
+                "100",
+                "workers.degraded_min_audio_ctx",
+            ),
         ] {
             let err = Config::load(None, env(&[(var, value)])).unwrap_err();
             assert!(err.to_string().contains(key), "{var}={value}: {err}");

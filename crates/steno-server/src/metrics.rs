@@ -20,6 +20,7 @@ pub const SESSIONS_REFUSED_OVERLOAD: &str = "steno_sessions_refused_overload_tot
 pub const PACKED_PASSES: &str = "steno_packed_passes_total";
 pub const PACKED_FINALS: &str = "steno_packed_finals_total";
 pub const PACKED_RERUNS: &str = "steno_packed_reruns_total";
+pub const FINALS_DEGRADED: &str = "steno_finals_degraded_total";
 pub const SESSIONS_PARKED: &str = "steno_sessions_parked_total";
 pub const SESSIONS_RESUMED: &str = "steno_sessions_resumed_total";
 pub const RESUMES_REFUSED: &str = "steno_resumes_refused_total";
@@ -93,6 +94,10 @@ fn describe() {
         "Encoder passes that served several waiting finals at once (workers.pack_finals)."
     );
     describe_counter!(PACKED_FINALS, "Finals that went into such a pass.");
+    describe_counter!(
+        FINALS_DEGRADED,
+        "Finals decoded with the smaller window (workers.degraded_min_audio_ctx) because they waited past workers.degrade_after_ms."
+    );
     describe_counter!(
         PACKED_RERUNS,
         "Of those, the ones run again alone because the split of the words was unclear."
@@ -191,6 +196,11 @@ pub fn session_refused_overload() {
 pub fn packed_pass(finals: usize) {
     counter!(PACKED_PASSES).increment(1);
     counter!(PACKED_FINALS).increment(finals as u64);
+}
+
+/// A late final gets the smaller window.
+pub fn final_degraded() {
+    counter!(FINALS_DEGRADED).increment(1);
 }
 
 /// Finals of a pass run again alone.

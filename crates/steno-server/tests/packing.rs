@@ -1,4 +1,4 @@
-//! Packed finals (`workers.pack_finals`) with the real model: sessions that say different sentences at the same moment, on one worker so that their finals queue up and share encoder passes, each get only their own words, also in a burst of twelve where packs of three and whisper's word times break down; and with packing off the same sessions get the same kind of result one final at a time.
+//! Finals under a backlog, with the real model. Packed finals (`workers.pack_finals`): sessions that say different sentences at the same moment, on one worker so that their finals queue up and share encoder passes, each get only their own words, also in a burst of twelve where packs of three and whisper's word times break down; and with packing off the same sessions get the same kind of result one final at a time. Degraded finals (`workers.degrade_after_ms`): a burst of twelve clears sooner with late finals on the smaller window than without, and every final still has its words.
 
 mod common;
 
@@ -173,28 +173,11 @@ async fn speak_timed(
     (t.final_text(), waited, t.close_code())
 }
 
-/// Twelve finals at once on one worker, packed: whisper's word times over
-/// a pack of three often collapse (a stretch's last word timed at the next
-/// one's start, a sentence at one instant), which once handed a word to
-/// the wrong session. No session may get another's words, lose its
-/// connection or its final; a session past the slots is refused and
-/// counted. How long the last final took is printed beside one alone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_packed_finals_never_mixes_sessions_words() {
-    let _serial = SERIAL.lock().await;
-    let mut config = test_config();
-    config.workers.count = 1;
-    config.workers.pack_finals = true;
-    config.admission.max_sessions = SessionLimit::Fixed(BURST);
-    let server = TestServer::start(config).await;
+/// Opens `BURST` sessions (three of each sentence), checks that one more
+/// is refused and counted, then has them all speak at once; returns each
+/// session's text, wait after its audio and close code, in order.
+async fn burst(server: &TestServer) -> Vec<(String, Duration, Option<u16>)> {
     let url = server.url("encoding=pcm_s16le&partials=false");
-
-    // One final alone on this machine now, to print beside the burst's.
-    let one = Arc::new(Barrier::new(1));
-    let (_, lone, _) = speak_timed(url.clone(), SENTENCES[0], one).await;
-
-    let passes_before = metric(server.addr, "steno_packed_passes_total").await;
-    let reruns_before = metric(server.addr, "steno_packed_reruns_total").await;
     let refused_before = metric(server.addr, "steno_sessions_refused_total").await;
     let start = Arc::new(Barrier::new(BURST + 1));
     let tasks: Vec<_> = (0..BURST)
@@ -205,26 +188,102 @@ async fn a_burst_of_packed_finals_never_mixes_sessions_words() {
         Err(ConnectError::Refused { code, .. }) => assert_eq!(code, ErrorCode::OverCapacity),
         other => panic!("a session past the slots: {:?}", other.map(|_| "admitted")),
     }
+    let refused = metric(server.addr, "steno_sessions_refused_total").await - refused_before;
+    assert_eq!(refused, 1.0, "the session past the slots is counted");
     start.wait().await;
-
-    let mut rounds = vec![vec![String::new(); 4]; BURST / 4];
-    let mut slowest = Duration::ZERO;
+    let mut results = Vec::new();
     for (i, task) in tasks.into_iter().enumerate() {
         let (text, waited, close) = task.await.unwrap();
         println!("session {i}: final after {waited:.2?}: {text:?}");
         assert_eq!(close, Some(1000), "session {i} closed with {close:?}");
-        rounds[i / 4][i % 4] = text;
-        slowest = slowest.max(waited);
+        results.push((text, waited, close));
     }
+    results
+}
+
+fn slowest(results: &[(String, Duration, Option<u16>)]) -> Duration {
+    results.iter().map(|r| r.1).max().unwrap_or_default()
+}
+
+/// One server of one worker admitting the burst exactly.
+async fn burst_server(configure: impl FnOnce(&mut steno_server::config::Config)) -> TestServer {
+    let mut config = test_config();
+    config.workers.count = 1;
+    config.admission.max_sessions = SessionLimit::Fixed(BURST);
+    configure(&mut config);
+    TestServer::start(config).await
+}
+
+/// Twelve finals at once on one worker, packed: whisper's word times over
+/// a pack of three often collapse (a stretch's last word timed at the next
+/// one's start, a sentence at one instant), which once handed a word to
+/// the wrong session. No session may get another's words, lose its
+/// connection or its final; a session past the slots is refused and
+/// counted. How long the last final took is printed beside one alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_packed_finals_never_mixes_sessions_words() {
+    let _serial = SERIAL.lock().await;
+    let server = burst_server(|c| c.workers.pack_finals = true).await;
+
+    // One final alone on this machine now, to print beside the burst's.
+    let url = server.url("encoding=pcm_s16le&partials=false");
+    let (_, lone, _) = speak_timed(url, SENTENCES[0], Arc::new(Barrier::new(1))).await;
+
+    let passes_before = metric(server.addr, "steno_packed_passes_total").await;
+    let reruns_before = metric(server.addr, "steno_packed_reruns_total").await;
+    let results = burst(&server).await;
     let passes = metric(server.addr, "steno_packed_passes_total").await - passes_before;
     let reruns = metric(server.addr, "steno_packed_reruns_total").await - reruns_before;
-    let refused = metric(server.addr, "steno_sessions_refused_total").await - refused_before;
     println!(
-        "{BURST} finals at once on one worker: the last {slowest:.2?} after its audio \
-         (one alone: {lone:.2?}), {passes} packed passes, {reruns} finals run again alone"
+        "{BURST} finals at once on one worker: the last {:.2?} after its audio \
+         (one alone: {lone:.2?}), {passes} packed passes, {reruns} finals run again alone",
+        slowest(&results)
     );
+    let rounds: Vec<Vec<String>> = results
+        .chunks(4)
+        .map(|round| round.iter().map(|r| r.0.clone()).collect())
+        .collect();
     check_own_words(&rounds);
     assert!(passes >= 1.0, "the finals never shared a pass");
-    assert_eq!(refused, 1.0, "the session past the slots is counted");
     server.stop().await;
+}
+
+/// More finals at once than one worker clears one by one: the open
+/// sessions degrade as `workers.degrade_after_ms` says (a final that waited
+/// gets the smaller window) and the burst clears sooner than with
+/// degrading off, on the same machine, back to back; nobody loses the
+/// connection, every final has its sentence's words, the session past the
+/// slots is refused and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_finals_degrade_to_the_smaller_window_and_a_burst_clears_sooner() {
+    let _serial = SERIAL.lock().await;
+    let mut last = Vec::new();
+    for degrade_after_ms in [0, 500] {
+        let server = burst_server(|c| c.workers.degrade_after_ms = degrade_after_ms).await;
+        let before = metric(server.addr, "steno_finals_degraded_total").await;
+        let results = burst(&server).await;
+        let degraded = metric(server.addr, "steno_finals_degraded_total").await - before;
+        for (i, (text, _, _)) in results.iter().enumerate() {
+            let w = wer(SENTENCES[i % 4], text);
+            assert!(w <= MAX_WER, "session {i}: {text:?} (WER {w:.2})");
+        }
+        println!(
+            "degrade_after_ms {degrade_after_ms}: the last of {BURST} finals {:.2?} after its audio, {degraded} degraded",
+            slowest(&results)
+        );
+        if degrade_after_ms == 0 {
+            assert_eq!(degraded, 0.0, "degrading is off");
+        } else {
+            // The first final or two ran before anyone had waited 500 ms.
+            assert!(degraded >= (BURST - 3) as f64, "{degraded} degraded");
+        }
+        last.push(slowest(&results));
+        server.stop().await;
+    }
+    assert!(
+        last[1] < last[0],
+        "degraded, the burst took {:.2?}; one window for all, {:.2?}",
+        last[1],
+        last[0]
+    );
 }

@@ -194,6 +194,7 @@ pub async fn transcribe_file<S: WindowStore>(
                         long_form: true,
                         prompt,
                         temperature: options.temperature,
+                        ..DecodeOptions::default()
                     };
                     match submit(queue, job_id, w, store, decode, cancel).await {
                         Ok(f) => in_flight.push_back(f),
@@ -245,6 +246,7 @@ pub async fn transcribe_file<S: WindowStore>(
                             long_form: true,
                             prompt: None,
                             temperature: options.temperature,
+                            ..DecodeOptions::default()
                         };
                         match push(queue, job_id, audio, decode, cancel).await {
                             Ok((audio, result)) => {

@@ -196,6 +196,7 @@ pub async fn run(
         .expect("resolve_auto leaves a number");
     let queue = Arc::new(JobQueue::new(config.workers.lane_capacities()));
     queue.set_packing(config.workers.pack_limits());
+    queue.set_degrade(config.workers.degrade());
     let root = CancellationToken::new();
     let files = open_files(&config, &queue).await?;
     let state = Arc::new(AppState {

@@ -1,6 +1,7 @@
 //! The `[workers]` and `[model]` configuration: how many inference threads, how much may wait on each lane, which model and how it decodes; each validated here.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,13 @@ pub struct WorkersConfig {
     /// window (`model.min_audio_ctx` 768 frames hold 14 s) it costs no more
     /// encoder time than one final.
     pub pack_max_s: f32,
+    /// A final that has waited this long for a worker is decoded with the
+    /// smaller window `degraded_min_audio_ctx` (0: never): how open
+    /// sessions degrade when more people talk than the pool serves.
+    pub degrade_after_ms: u32,
+    /// The encoder window's floor for such a final, in frames (the audio
+    /// still gets what its length needs).
+    pub degraded_min_audio_ctx: u32,
 }
 
 impl Default for WorkersConfig {
@@ -46,6 +54,8 @@ impl Default for WorkersConfig {
             pack_finals: false,
             pack_gap_ms: 1000,
             pack_max_s: 14.0,
+            degrade_after_ms: 500,
+            degraded_min_audio_ctx: 512,
         }
     }
 }
@@ -75,7 +85,30 @@ impl WorkersConfig {
         })
     }
 
+    /// When and how far finals degrade; None when they never do.
+    pub fn degrade(&self) -> Option<super::Degrade> {
+        (self.degrade_after_ms > 0).then(|| super::Degrade {
+            after: Duration::from_millis(self.degrade_after_ms.into()),
+            min_audio_ctx: self.degraded_min_audio_ctx,
+        })
+    }
+
     pub fn validate(&self) -> Result<(), Invalid> {
+        if self.degrade_after_ms > 60_000 {
+            return Err(Invalid::new(
+                "workers.degrade_after_ms",
+                format!("must be 0 (never) to 60000, got {}", self.degrade_after_ms),
+            ));
+        }
+        if !(256..=1500).contains(&self.degraded_min_audio_ctx) {
+            return Err(Invalid::new(
+                "workers.degraded_min_audio_ctx",
+                format!(
+                    "must be 256..=1500 frames, got {}",
+                    self.degraded_min_audio_ctx
+                ),
+            ));
+        }
         if !(200..=3000).contains(&self.pack_gap_ms) {
             return Err(Invalid::new(
                 "workers.pack_gap_ms",

@@ -40,6 +40,9 @@ pub struct DecodeOptions {
     pub prompt: Option<String>,
     /// Sampling temperature; 0 is greedy.
     pub temperature: f32,
+    /// A smaller floor for the encoder window than `model.min_audio_ctx`:
+    /// set on a final that waited past `workers.degrade_after_ms`.
+    pub min_audio_ctx: Option<u32>,
 }
 
 /// One unit of model work.

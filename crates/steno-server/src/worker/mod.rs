@@ -31,7 +31,8 @@ use std::time::Instant;
 
 use cores::Cores;
 pub use queue::{
-    JobQueue, LANES, Lane, LaneCapacities, LaneSpec, LiveGuard, QueueClosed, Starts, WhenFull,
+    Degrade, JobQueue, LANES, Lane, LaneCapacities, LaneSpec, LiveGuard, QueueClosed, Starts,
+    WhenFull,
 };
 
 use crate::metrics;
@@ -227,12 +228,20 @@ impl Worker<'_> {
     fn run(&self, mut transcriber: Box<dyn Transcriber>, factory: &dyn TranscriberFactory) {
         let slot = self.cores.register();
         transcriber.set_abort_flag(slot.abort.clone());
-        while let Some(job) = self.queue.pop_blocking() {
+        while let Some(mut job) = self.queue.pop_blocking() {
             if job.reply.is_closed() {
                 // The session is gone (client vanished): nobody reads the result.
                 continue;
             }
-            metrics::lane_wait(Lane::of(job.kind), job.enqueued_at.elapsed().as_secs_f64());
+            let waited = job.enqueued_at.elapsed();
+            metrics::lane_wait(Lane::of(job.kind), waited.as_secs_f64());
+            if let Some(rule) = self.queue.degrade()
+                && matches!(job.kind, JobKind::Final | JobKind::Early)
+                && waited >= rule.after
+            {
+                job.options.min_audio_ctx = Some(rule.min_audio_ctx);
+                metrics::final_degraded();
+            }
             let company = match self.queue.packing() {
                 Some(limits)
                     if queue::packable(&job) && job.audio.len() + limits.gap < limits.max =>

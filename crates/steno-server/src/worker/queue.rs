@@ -20,6 +20,8 @@
 //! `pipeline`) to requeue it as a final; a final or early final that
 //! arrives while no worker is free aborts the running partials (see
 //! `cores`). Every shed job is counted in `steno_partials_shed_total`.
+//! A final or early final that waited past `workers.degrade_after_ms` is
+//! degraded when a worker takes it ([`Degrade`]): a smaller encoder window.
 //!
 //! # Locks
 //!
@@ -153,6 +155,19 @@ pub struct JobQueue {
     live_sessions: AtomicUsize,
     /// Whether and how waiting finals are packed (`workers.pack_*`).
     packing: OnceLock<Option<super::pack::PackLimits>>,
+    /// Whether and when late finals get a smaller window (`workers.degrade_*`).
+    degrade: OnceLock<Option<Degrade>>,
+}
+
+/// How a final that waited too long for a worker is degraded: decoded with
+/// a smaller encoder window floor (at 512 frames: 30% less model time,
+/// about half a WER point more; docs/capacity.md, "Degrading late finals").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Degrade {
+    /// How long a final must have waited.
+    pub after: Duration,
+    /// The window floor it then gets, in encoder frames.
+    pub min_audio_ctx: u32,
 }
 
 #[derive(Default)]
@@ -200,6 +215,7 @@ impl JobQueue {
             workers: AtomicUsize::new(0),
             live_sessions: AtomicUsize::new(0),
             packing: OnceLock::new(),
+            degrade: OnceLock::new(),
         }
     }
 
@@ -214,6 +230,17 @@ impl JobQueue {
     /// a pool serves the queue.
     pub fn set_packing(&self, limits: Option<super::pack::PackLimits>) {
         let _ = self.packing.set(limits);
+    }
+
+    /// Degrades late finals by `rule` (None: never); set once, before a
+    /// pool serves the queue.
+    pub fn set_degrade(&self, rule: Option<Degrade>) {
+        let _ = self.degrade.set(rule);
+    }
+
+    /// How late finals degrade, if they do.
+    pub fn degrade(&self) -> Option<Degrade> {
+        self.degrade.get().copied().flatten()
     }
 
     /// How waiting finals are packed, if they are.

@@ -43,9 +43,14 @@ impl DecodePolicy {
     /// Encoder window for `samples` of 16 kHz audio: the audio plus a margin,
     /// never under `min_audio_ctx` (short windows make tiny models loop).
     pub fn audio_ctx(&self, samples: usize) -> u32 {
+        self.audio_ctx_with_floor(samples, self.min_audio_ctx)
+    }
+
+    /// The same with another floor (a degraded final's, see `Degrade`).
+    pub fn audio_ctx_with_floor(&self, samples: usize, floor: u32) -> u32 {
         let seconds = samples as f32 / 16_000.0;
         let needed = (seconds * FRAMES_PER_S).ceil() as u32 + 64;
-        needed.clamp(self.min_audio_ctx, FULL_AUDIO_CTX)
+        needed.clamp(floor.min(FULL_AUDIO_CTX), FULL_AUDIO_CTX)
     }
 
     /// Token budget for an utterance: enough for fast speech, not for a loop.
@@ -318,7 +323,10 @@ impl Transcriber for WhisperTranscriber {
         _kind: JobKind,
         options: &DecodeOptions,
     ) -> Result<Decoded, WorkerError> {
-        let ctx = self.policy.audio_ctx(audio.len().max(MIN_SAMPLES));
+        let floor = options.min_audio_ctx.unwrap_or(self.policy.min_audio_ctx);
+        let ctx = self
+            .policy
+            .audio_ctx_with_floor(audio.len().max(MIN_SAMPLES), floor);
         self.decode(audio, ctx, options)
     }
 
@@ -352,6 +360,15 @@ mod tests {
         assert_eq!(p.audio_ctx(16_000 * 29), FULL_AUDIO_CTX);
         assert_eq!(p.audio_ctx(16_000 * 60), FULL_AUDIO_CTX);
         assert_eq!(policy(1500).audio_ctx(16_000), FULL_AUDIO_CTX);
+    }
+
+    #[test]
+    fn a_lower_floor_shrinks_short_windows_only() {
+        let p = policy(768);
+        assert_eq!(p.audio_ctx_with_floor(16_000 * 3, 512), 512);
+        // 12 s needs 664 frames whatever the floor.
+        assert_eq!(p.audio_ctx_with_floor(16_000 * 12, 512), 664);
+        assert_eq!(p.audio_ctx_with_floor(16_000 * 12, 768), 768);
     }
 
     #[test]
