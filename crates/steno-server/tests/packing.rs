@@ -251,15 +251,21 @@ async fn a_burst_of_packed_finals_never_mixes_sessions_words() {
 /// More finals at once than one worker clears one by one: the open
 /// sessions degrade as `workers.degrade_after_ms` says (a final that waited
 /// gets the smaller window) and the burst clears sooner than with
-/// degrading off, on the same machine, back to back; nobody loses the
-/// connection, every final has its sentence's words, the session past the
-/// slots is refused and counted.
+/// degrading off, on the same machine, back to back, and within the
+/// admission budget plus one inference; nobody loses the connection, every
+/// final has its sentence's words, the session past the slots is refused
+/// and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_finals_degrade_to_the_smaller_window_and_a_burst_clears_sooner() {
     let _serial = SERIAL.lock().await;
+    // The admission budget: past it new sessions are refused by load.
+    let budget = Duration::from_secs_f32(test_config().admission.max_final_wait_s);
     let mut last = Vec::new();
     for degrade_after_ms in [0, 500] {
         let server = burst_server(|c| c.workers.degrade_after_ms = degrade_after_ms).await;
+        // One inference on this machine now: a final alone.
+        let url = server.url("encoding=pcm_s16le&partials=false");
+        let (_, lone, _) = speak_timed(url, SENTENCES[0], Arc::new(Barrier::new(1))).await;
         let before = metric(server.addr, "steno_finals_degraded_total").await;
         let results = burst(&server).await;
         let degraded = metric(server.addr, "steno_finals_degraded_total").await - before;
@@ -268,7 +274,8 @@ async fn late_finals_degrade_to_the_smaller_window_and_a_burst_clears_sooner() {
             assert!(w <= MAX_WER, "session {i}: {text:?} (WER {w:.2})");
         }
         println!(
-            "degrade_after_ms {degrade_after_ms}: the last of {BURST} finals {:.2?} after its audio, {degraded} degraded",
+            "degrade_after_ms {degrade_after_ms}: the last of {BURST} finals {:.2?} after its audio \
+             (one alone: {lone:.2?}, budget {budget:.2?}), {degraded} degraded",
             slowest(&results)
         );
         if degrade_after_ms == 0 {
@@ -276,6 +283,14 @@ async fn late_finals_degrade_to_the_smaller_window_and_a_burst_clears_sooner() {
         } else {
             // The first final or two ran before anyone had waited 500 ms.
             assert!(degraded >= (BURST - 3) as f64, "{degraded} degraded");
+            // No final later than the budget plus one inference.
+            if !budget.is_zero() {
+                assert!(
+                    slowest(&results) <= budget + lone,
+                    "the last final came {:.2?} after its audio",
+                    slowest(&results)
+                );
+            }
         }
         last.push(slowest(&results));
         server.stop().await;
