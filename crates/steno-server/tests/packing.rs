@@ -201,6 +201,15 @@ async fn burst(server: &TestServer) -> Vec<(String, Duration, Option<u16>)> {
     results
 }
 
+/// How long one session alone waits for its final after its audio: one
+/// inference on this machine now.
+async fn lone_final(server: &TestServer) -> Duration {
+    let url = server.url("encoding=pcm_s16le&partials=false");
+    speak_timed(url, SENTENCES[0], Arc::new(Barrier::new(1)))
+        .await
+        .1
+}
+
 fn slowest(results: &[(String, Duration, Option<u16>)]) -> Duration {
     results.iter().map(|r| r.1).max().unwrap_or_default()
 }
@@ -226,8 +235,7 @@ async fn a_burst_of_packed_finals_never_mixes_sessions_words() {
     let server = burst_server(|c| c.workers.pack_finals = true).await;
 
     // One final alone on this machine now, to print beside the burst's.
-    let url = server.url("encoding=pcm_s16le&partials=false");
-    let (_, lone, _) = speak_timed(url, SENTENCES[0], Arc::new(Barrier::new(1))).await;
+    let lone = lone_final(&server).await;
 
     let passes_before = metric(server.addr, "steno_packed_passes_total").await;
     let reruns_before = metric(server.addr, "steno_packed_reruns_total").await;
@@ -264,8 +272,7 @@ async fn late_finals_degrade_to_the_smaller_window_and_a_burst_clears_sooner() {
     for degrade_after_ms in [0, 500] {
         let server = burst_server(|c| c.workers.degrade_after_ms = degrade_after_ms).await;
         // One inference on this machine now: a final alone.
-        let url = server.url("encoding=pcm_s16le&partials=false");
-        let (_, lone, _) = speak_timed(url, SENTENCES[0], Arc::new(Barrier::new(1))).await;
+        let lone = lone_final(&server).await;
         let before = metric(server.addr, "steno_finals_degraded_total").await;
         let results = burst(&server).await;
         let degraded = metric(server.addr, "steno_finals_degraded_total").await - before;
