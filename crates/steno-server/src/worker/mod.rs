@@ -7,7 +7,8 @@
 //! `queue`, core sharing in `cores`, the typed config in `config`, which
 //! of whisper.cpp's passes over a file window run in `remainder`, its log
 //! in `whisper_log`, how waiting finals share one encoder pass in
-//! `pack`, and how word times are checked against the signal in `edges`.
+//! `pack`, how word times are checked against the signal in `edges`, and
+//! how many workers serve in `ready`.
 
 mod config;
 mod cores;
@@ -15,6 +16,7 @@ mod edges;
 mod job;
 pub mod pack;
 mod queue;
+mod ready;
 mod remainder;
 pub mod text;
 pub mod whisper;
@@ -25,7 +27,7 @@ pub use job::{DecodeOptions, Decoded, Job, JobKind, JobResult, Segment, Transcri
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -34,6 +36,7 @@ pub use queue::{
     Degrade, JobQueue, LANES, Lane, LaneCapacities, LaneSpec, LiveGuard, QueueClosed, Starts,
     WhenFull,
 };
+use ready::ReadyCount;
 
 use crate::metrics;
 
@@ -104,7 +107,7 @@ pub trait TranscriberFactory: Send + Sync + 'static {
 pub struct WorkerPool {
     queue: Arc<JobQueue>,
     threads: Vec<JoinHandle<()>>,
-    ready: Arc<AtomicUsize>,
+    ready: Arc<ReadyCount>,
 }
 
 impl WorkerPool {
@@ -115,7 +118,7 @@ impl WorkerPool {
         count: usize,
         queue: Arc<JobQueue>,
     ) -> Result<Self, WorkerError> {
-        let ready = Arc::new(AtomicUsize::new(0));
+        let ready = Arc::new(ReadyCount::new(metrics::gauge_workers_ready));
         let share = factory.threads_per_worker().max(1);
         let cores = Arc::new(Cores::new(count * share));
         queue.attach_pool(cores.clone(), count);
@@ -136,8 +139,7 @@ impl WorkerPool {
                     });
                     match transcriber {
                         Ok(t) => {
-                            ready.fetch_add(1, Ordering::SeqCst);
-                            metrics::gauge_workers_ready(ready.load(Ordering::SeqCst));
+                            ready.up();
                             let _ = started_tx.send(Ok(()));
                             let worker = Worker {
                                 index,
@@ -147,8 +149,7 @@ impl WorkerPool {
                                 queue: &queue,
                             };
                             worker.run(t, factory.as_ref());
-                            ready.fetch_sub(1, Ordering::SeqCst);
-                            metrics::gauge_workers_ready(ready.load(Ordering::SeqCst));
+                            ready.down();
                         }
                         Err(e) => {
                             let _ = started_tx.send(Err(e));
@@ -186,7 +187,7 @@ impl WorkerPool {
 
     /// Workers currently serving.
     pub fn ready_workers(&self) -> usize {
-        self.ready.load(Ordering::SeqCst)
+        self.ready.get()
     }
 
     /// Closes the queue, lets workers finish queued finals, and joins them.
