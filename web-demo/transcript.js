@@ -45,7 +45,8 @@ export class Transcript {
     lat.textContent = latencyMs != null ? `${latencyMs} ms` : '';
     // Under a second reads as instant; past 2.5 s a speaker notices the wait.
     lat.dataset.speed = latencyMs < 1000 ? 'fast' : latencyMs < 2500 ? 'fair' : 'slow';
-    lat.title = `On screen ${latencyMs} ms after the end of this speech; the model took ${m.processing_ms} ms`;
+    lat.title = `On screen ${latencyMs} ms after the end of this speech; the model took ${m.processing_ms} ms`
+      + (m.degraded ? ' (the server was busy: a faster, slightly less accurate pass)' : '');
     this.els.copy.disabled = false;
     keepInView(li);
   }

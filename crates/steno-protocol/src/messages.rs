@@ -40,6 +40,11 @@ pub enum ServerMessage {
         /// With `words=true`: each word with its times in session audio.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         words: Vec<WordTiming>,
+        /// The final waited past `workers.degrade_after_ms` for a worker and
+        /// was decoded with the smaller encoder window (a little less
+        /// accurate, sooner). Absent when false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        degraded: bool,
     },
     End {
         utterances: u32,
@@ -90,12 +95,14 @@ mod tests {
             end_ms: 900,
             processing_ms: 40,
             words: Vec::new(),
+            degraded: false,
         };
         let v: serde_json::Value = serde_json::from_str(&m.to_json()).unwrap();
         assert_eq!(v["type"], "final");
         assert_eq!(v["utterance"], 2);
         assert_eq!(v["processing_ms"], 40);
         assert!(v.get("words").is_none(), "words only when asked for");
+        assert!(v.get("degraded").is_none(), "degraded only when true");
         let e = ServerMessage::error(ErrorCode::BadAudio, "x").to_json();
         assert_eq!(e, r#"{"type":"error","code":"bad_audio","message":"x"}"#);
         let back: ServerMessage = serde_json::from_str(&m.to_json()).unwrap();

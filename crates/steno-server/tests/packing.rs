@@ -142,11 +142,17 @@ const BURST: usize = 12;
 /// Opens a session, waits at `start`, says `sentence` as fast as the server
 /// reads, and returns the final's text, how long after the last audio it
 /// came, and the close code.
-async fn speak_timed(
-    url: String,
-    sentence: &'static str,
-    start: Arc<Barrier>,
-) -> (String, Duration, Option<u16>) {
+/// What one session of a burst got.
+struct Spoken {
+    text: String,
+    /// From the end of its audio to its final.
+    waited: Duration,
+    close: Option<u16>,
+    /// Its final said `"degraded":true`.
+    degraded: bool,
+}
+
+async fn speak_timed(url: String, sentence: &'static str, start: Arc<Barrier>) -> Spoken {
     let mut ws = Connector::new(url).connect().await.expect("connect");
     start.wait().await;
     let mut audio = silence(300);
@@ -170,13 +176,22 @@ async fn speak_timed(
         t.push(event);
     }
     let waited = waited.unwrap_or_else(|| panic!("no final: {:?}", t.messages));
-    (t.final_text(), waited, t.close_code())
+    let degraded = t
+        .messages
+        .iter()
+        .any(|m| matches!(m, ServerMessage::Final { degraded: true, .. }));
+    Spoken {
+        text: t.final_text(),
+        waited,
+        close: t.close_code(),
+        degraded,
+    }
 }
 
 /// Opens `BURST` sessions (three of each sentence), checks that one more
 /// is refused and counted, then has them all speak at once; returns each
 /// session's text, wait after its audio and close code, in order.
-async fn burst(server: &TestServer) -> Vec<(String, Duration, Option<u16>)> {
+async fn burst(server: &TestServer) -> Vec<Spoken> {
     let url = server.url("encoding=pcm_s16le&partials=false");
     let refused_before = metric(server.addr, "steno_sessions_refused_total").await;
     let start = Arc::new(Barrier::new(BURST + 1));
@@ -193,10 +208,20 @@ async fn burst(server: &TestServer) -> Vec<(String, Duration, Option<u16>)> {
     start.wait().await;
     let mut results = Vec::new();
     for (i, task) in tasks.into_iter().enumerate() {
-        let (text, waited, close) = task.await.unwrap();
-        println!("session {i}: final after {waited:.2?}: {text:?}");
-        assert_eq!(close, Some(1000), "session {i} closed with {close:?}");
-        results.push((text, waited, close));
+        let spoken = task.await.unwrap();
+        println!(
+            "session {i}: final after {:.2?}{}: {:?}",
+            spoken.waited,
+            if spoken.degraded { " (degraded)" } else { "" },
+            spoken.text
+        );
+        assert_eq!(
+            spoken.close,
+            Some(1000),
+            "session {i} closed with {:?}",
+            spoken.close
+        );
+        results.push(spoken);
     }
     results
 }
@@ -207,11 +232,11 @@ async fn lone_final(server: &TestServer) -> Duration {
     let url = server.url("encoding=pcm_s16le&partials=false");
     speak_timed(url, SENTENCES[0], Arc::new(Barrier::new(1)))
         .await
-        .1
+        .waited
 }
 
-fn slowest(results: &[(String, Duration, Option<u16>)]) -> Duration {
-    results.iter().map(|r| r.1).max().unwrap_or_default()
+fn slowest(results: &[Spoken]) -> Duration {
+    results.iter().map(|r| r.waited).max().unwrap_or_default()
 }
 
 /// One server of one worker admitting the burst exactly.
@@ -249,7 +274,7 @@ async fn a_burst_of_packed_finals_never_mixes_sessions_words() {
     );
     let rounds: Vec<Vec<String>> = results
         .chunks(4)
-        .map(|round| round.iter().map(|r| r.0.clone()).collect())
+        .map(|round| round.iter().map(|r| r.text.clone()).collect())
         .collect();
     check_own_words(&rounds);
     assert!(passes >= 1.0, "the finals never shared a pass");
@@ -276,10 +301,14 @@ async fn late_finals_degrade_to_the_smaller_window_and_a_burst_clears_sooner() {
         let before = metric(server.addr, "steno_finals_degraded_total").await;
         let results = burst(&server).await;
         let degraded = metric(server.addr, "steno_finals_degraded_total").await - before;
-        for (i, (text, _, _)) in results.iter().enumerate() {
-            let w = wer(SENTENCES[i % 4], text);
-            assert!(w <= MAX_WER, "session {i}: {text:?} (WER {w:.2})");
+        for (i, r) in results.iter().enumerate() {
+            let w = wer(SENTENCES[i % 4], &r.text);
+            assert!(w <= MAX_WER, "session {i}: {:?} (WER {w:.2})", r.text);
         }
+        // The client is told which finals were degraded: exactly those the
+        // server counted.
+        let flagged = results.iter().filter(|r| r.degraded).count();
+        assert_eq!(flagged as f64, degraded, "finals flagged degraded");
         println!(
             "degrade_after_ms {degrade_after_ms}: the last of {BURST} finals {:.2?} after its audio \
              (one alone: {lone:.2?}, budget {budget:.2?}), {degraded} degraded",

@@ -39,6 +39,9 @@ pub enum Event {
         processing_ms: u64,
         /// Each word with its times in session audio, when asked for.
         words: Vec<Word>,
+        /// Decoded with the smaller window because it waited (see
+        /// `worker::Degrade`).
+        degraded: bool,
     },
     /// The utterance is closed and queued for its final (`end_ms`: where
     /// its audio stops). Its `Final` follows.
@@ -214,6 +217,7 @@ impl Outbox {
                     end_ms: f.end_ms,
                     processing_ms: t.inference.as_millis() as u64,
                     words,
+                    degraded: t.degraded,
                 });
             }
             Ok(Err(e)) => {

@@ -63,6 +63,7 @@ pub(crate) fn answer(job: Job, text: &str) {
         text: text.to_string(),
         segments: Vec::new(),
         inference: Duration::from_millis(5),
+        degraded: false,
     });
     let _ = job.reply.send(result);
 }

@@ -358,6 +358,7 @@ fn message(event: Event) -> Option<ServerMessage> {
             end_ms,
             processing_ms,
             words,
+            degraded,
         } => ServerMessage::Final {
             utterance,
             text,
@@ -373,6 +374,7 @@ fn message(event: Event) -> Option<ServerMessage> {
                     probability: w.probability,
                 })
                 .collect(),
+            degraded,
         },
         Event::End {
             utterances,

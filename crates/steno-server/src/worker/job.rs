@@ -122,4 +122,6 @@ pub struct Transcript {
     pub segments: Vec<Segment>,
     /// Wall time of the inference alone.
     pub inference: Duration,
+    /// Decoded with a degraded final's smaller window (see `Degrade`).
+    pub degraded: bool,
 }

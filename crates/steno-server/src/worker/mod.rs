@@ -272,6 +272,7 @@ impl Worker<'_> {
         factory: &dyn TranscriberFactory,
     ) -> bool {
         let seconds = job.audio.len() as f64 / 16_000.0;
+        let degraded = job.options.min_audio_ctx.is_some();
         let outcome = self.infer(
             slot,
             transcriber,
@@ -289,6 +290,7 @@ impl Worker<'_> {
                 text: decoded.text,
                 segments: decoded.segments,
                 inference,
+                degraded,
             }));
         alive
     }
@@ -362,10 +364,12 @@ impl Worker<'_> {
                     } else {
                         Vec::new()
                     };
+                    // A packed pass runs at the full window: never degraded.
                     let _ = job.reply.send(Ok(Transcript {
                         text,
                         segments,
                         inference,
+                        degraded: false,
                     }));
                 }
                 None => alone.push(job),

@@ -116,6 +116,7 @@ fn server_vad_events_come_in_the_sdks_order() {
         end_ms: 2100,
         processing_ms: 80,
         words: Vec::new(),
+        degraded: false,
     }));
     assert_eq!(
         types(&out),
@@ -244,6 +245,7 @@ fn words_and_logprobs_come_when_included() {
         end_ms: 500,
         processing_ms: 1,
         words: vec![word],
+        degraded: false,
     });
     let v: Value = serde_json::from_str(out.last().unwrap()).unwrap();
     assert_eq!(v["words"][0]["end_ms"], 400);
