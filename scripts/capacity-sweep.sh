@@ -131,7 +131,7 @@ $table
 - **first partial** is from the first voiced packet to the first partial.
   Partials are shed first under load, so this grows before finals do.
 - **WER** is over every utterance said in the step (all files; LibriSpeech
-  files alone), normalised as in \`src/wer.rs\`. It should not move with load:
+  files alone), normalised as in \`tools/testkit/src/wer.rs\`. It should not move with load:
   if it does, utterances are being cut or lost.
 - **speech in** is seconds of speech the users sent per second of
   conversation (the offered load); **workers busy** is model time per wall
@@ -142,6 +142,9 @@ $table
 - **others' CPU** is what the rest of the machine used during the step
   (compilers, other tests). Above ~10% the latency columns are noisy:
   rerun the step.
+- **degraded** counts the utterances whose final came \`"degraded":true\`:
+  it waited past \`workers.degrade_after_ms\` for a worker and was decoded
+  with the smaller encoder window (see "Degrading late finals" below).
 - **refused** counts the $EXTRA expected \`over_capacity\` refusals per step;
   **errors** and **unexpected closes** must be 0.
 

@@ -82,6 +82,10 @@ pub struct UtteranceResult {
     pub first_partial_s: Option<f64>,
     /// Finals the server cut this clip into (more than one at a long pause).
     pub finals: usize,
+    /// One of them came degraded (`"degraded":true`: the smaller window
+    /// of a final that waited for a worker).
+    #[serde(default)]
+    pub degraded: bool,
     pub text: String,
     pub edits: usize,
     pub words: usize,
@@ -89,17 +93,20 @@ pub struct UtteranceResult {
 
 /// Per-clip results of one user, plus how many finals matched no clip.
 pub fn utterances(user: &UserOutcome) -> (Vec<UtteranceResult>, usize) {
-    let mut finals: Vec<Vec<(f64, &str)>> = vec![Vec::new(); user.clips.len()];
+    let mut finals: Vec<Vec<(f64, &str, bool)>> = vec![Vec::new(); user.clips.len()];
     let mut first_partial: Vec<Option<f64>> = vec![None; user.clips.len()];
     let mut unmatched = 0;
     for e in &user.events {
         match &e.msg {
-            ServerMessage::Final { text, start_ms, .. } => {
-                match match_clip(&user.clips, *start_ms) {
-                    Some(i) => finals[i].push((e.t, text)),
-                    None => unmatched += 1,
-                }
-            }
+            ServerMessage::Final {
+                text,
+                start_ms,
+                degraded,
+                ..
+            } => match match_clip(&user.clips, *start_ms) {
+                Some(i) => finals[i].push((e.t, text, *degraded)),
+                None => unmatched += 1,
+            },
             ServerMessage::Partial { start_ms, .. } => {
                 if let Some(i) = match_clip(&user.clips, *start_ms) {
                     first_partial[i].get_or_insert(e.t);
@@ -127,6 +134,7 @@ pub fn utterances(user: &UserOutcome) -> (Vec<UtteranceResult>, usize) {
                 eos_to_final_s: t_final.map(|t| t - t_end),
                 first_partial_s: partial.zip(c.t_speech_start).map(|(p, s)| p - s),
                 finals: finals.len(),
+                degraded: finals.iter().any(|f| f.2),
                 text,
                 edits,
                 words,

@@ -56,6 +56,10 @@ pub struct UtteranceCounts {
     pub split: usize,
     /// Finals that matched no clip (text in the silence).
     pub unmatched_finals: usize,
+    /// Clips with a final the server marked degraded (it waited past
+    /// `workers.degrade_after_ms` and got the smaller window).
+    #[serde(default)]
+    pub degraded: usize,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -222,6 +226,7 @@ pub fn build(outcomes: &[UserOutcome], facts: RunFacts) -> Report {
     counts.with_final = results.iter().filter(|r| r.finals > 0).count();
     counts.without_final = counts.sent - counts.with_final;
     counts.split = results.iter().filter(|r| r.finals > 1).count();
+    counts.degraded = results.iter().filter(|r| r.degraded).count();
     results.sort_by(|a, b| a.t_speech_end.total_cmp(&b.t_speech_end));
 
     let latencies = |rs: &mut dyn Iterator<Item = &UtteranceResult>| {

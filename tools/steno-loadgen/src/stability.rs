@@ -287,6 +287,7 @@ mod tests {
             eos_to_final_s: Some(eos_to_final_s),
             first_partial_s: None,
             finals: 1,
+            degraded: false,
             text: String::new(),
             edits: 0,
             words: 0,

@@ -27,22 +27,23 @@ pub fn print(paths: &[PathBuf]) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     reports.sort_by_key(|r| r.settings.users);
     println!(
-        "| users | admitted | refused | errors | unexpected closes | utterances | EoS->final p50 | p95 | p99 | first partial p50 | p95 | WER all | WER LibriSpeech | speech in (s/s) | workers busy | server CPU | peak RSS | loadgen CPU | others' CPU |"
+        "| users | admitted | refused | errors | unexpected closes | utterances | degraded | EoS->final p50 | p95 | p99 | first partial p50 | p95 | WER all | WER LibriSpeech | speech in (s/s) | workers busy | server CPU | peak RSS | loadgen CPU | others' CPU |"
     );
-    println!("|{}", "---:|".repeat(19));
+    println!("|{}", "---:|".repeat(20));
     for r in &reports {
         let refused: usize = r.sessions.refused.values().sum::<usize>() + r.sessions.extra_refused;
         let errors: usize = r.errors_by_code.values().sum();
         let l = &r.eos_to_final_s;
         let p = &r.first_partial_s;
         println!(
-            "| {} | {} | {} | {} | {} | {} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.1}% | {:.1}% | {:.1} | {:.0}% | {:.0}% | {:.0} MB | {:.0}% | {:.0}% |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.2} s | {:.1}% | {:.1}% | {:.1} | {:.0}% | {:.0}% | {:.0} MB | {:.0}% | {:.0}% |",
             r.settings.users,
             r.sessions.admitted,
             refused,
             errors,
             r.unexpected_closes,
             r.utterances.sent,
+            r.utterances.degraded,
             l.p50,
             l.p95,
             l.p99,
@@ -158,8 +159,15 @@ pub fn print_summary(r: &Report) {
     );
     let u = &r.utterances;
     println!(
-        "{:<24}{} spoken, {} with a final, {} without, {} split, {} finals in silence",
-        "utterances", u.sent, u.with_final, u.without_final, u.split, u.unmatched_finals
+        "{:<24}{} spoken, {} with a final, {} without, {} split, {} finals in silence, \
+         {} degraded",
+        "utterances",
+        u.sent,
+        u.with_final,
+        u.without_final,
+        u.split,
+        u.unmatched_finals,
+        u.degraded
     );
     println!(
         "{:<24}{}",
