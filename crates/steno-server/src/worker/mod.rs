@@ -284,14 +284,24 @@ impl Worker<'_> {
         );
         let alive = outcome.is_some();
         let result = outcome.unwrap_or(Err(WorkerError::Panicked));
-        let _ = job
-            .reply
-            .send(result.map(|(decoded, inference)| Transcript {
+        let _ = job.reply.send(result.map(|(decoded, inference)| {
+            Transcript {
                 text: decoded.text,
-                segments: decoded.segments,
+                // The text lost whisper's loops (`text::clean`); the words
+                // lose the same. (Not in `decode`: a packed pass's words
+                // hold several sessions, who may say the same sentence.)
+                segments: decoded
+                    .segments
+                    .into_iter()
+                    .map(|mut s| {
+                        text::collapse_loops(&mut s.words);
+                        s
+                    })
+                    .collect(),
                 inference,
                 degraded,
-            }));
+            }
+        }));
         alive
     }
 
