@@ -58,14 +58,16 @@ fn strip_annotations(raw: &str) -> String {
     out
 }
 
+/// A word as loops are compared: its letters and digits, lower case.
+fn key(w: &str) -> String {
+    w.trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase()
+}
+
 /// Keeps one copy of any run of 2 to 8 words repeated three or more times
 /// back to back, or of one word repeated five or more times. Fewer repeats
 /// are left alone: people say "no, no", and digits read "one zero zero zero".
 fn collapse_repeats(words: &[&str]) -> Vec<usize> {
-    let key = |w: &str| {
-        w.trim_matches(|c: char| !c.is_alphanumeric())
-            .to_lowercase()
-    };
     let mut out: Vec<usize> = Vec::with_capacity(words.len());
     let mut i = 0;
     'outer: while i < words.len() {
@@ -103,10 +105,6 @@ const MIN_LOOPED_SENTENCE: usize = 4;
 /// the capacity sweep, 2026-12-06), too long for `collapse_repeats`. People
 /// rarely say a sentence that long twice in one breath.
 fn collapse_sentences(words: &[&str]) -> Vec<usize> {
-    let key = |w: &str| {
-        w.trim_matches(|c: char| !c.is_alphanumeric())
-            .to_lowercase()
-    };
     let ends_sentence = |w: &str| {
         w.trim_end_matches(['"', '\'', ')'])
             .ends_with(['.', '?', '!'])
