@@ -240,8 +240,8 @@ impl Worker<'_> {
                 && matches!(job.kind, JobKind::Final | JobKind::Early)
                 && waited >= rule.after
             {
+                // Counted where it runs (`run_one`): a packed pass ignores it.
                 job.options.min_audio_ctx = Some(rule.min_audio_ctx);
-                metrics::final_degraded();
             }
             let company = match self.queue.packing() {
                 Some(limits)
@@ -272,7 +272,12 @@ impl Worker<'_> {
         factory: &dyn TranscriberFactory,
     ) -> bool {
         let seconds = job.audio.len() as f64 / 16_000.0;
+        // The metric and the client's flag say the same: this pass ran
+        // with a degraded final's window.
         let degraded = job.options.min_audio_ctx.is_some();
+        if degraded {
+            metrics::final_degraded();
+        }
         let outcome = self.infer(
             slot,
             transcriber,
