@@ -139,9 +139,6 @@ async fn without_packing_each_final_runs_alone() {
 /// form (where whisper's word times were seen to collapse).
 const BURST: usize = 12;
 
-/// Opens a session, waits at `start`, says `sentence` as fast as the server
-/// reads, and returns the final's text, how long after the last audio it
-/// came, and the close code.
 /// What one session of a burst got.
 struct Spoken {
     text: String,
@@ -152,6 +149,8 @@ struct Spoken {
     degraded: bool,
 }
 
+/// Opens a session, waits at `start`, says `sentence` as fast as the server
+/// reads, and says what it got.
 async fn speak_timed(url: String, sentence: &'static str, start: Arc<Barrier>) -> Spoken {
     let mut ws = Connector::new(url).connect().await.expect("connect");
     start.wait().await;
@@ -189,8 +188,8 @@ async fn speak_timed(url: String, sentence: &'static str, start: Arc<Barrier>) -
 }
 
 /// Opens `BURST` sessions (three of each sentence), checks that one more
-/// is refused and counted, then has them all speak at once; returns each
-/// session's text, wait after its audio and close code, in order.
+/// is refused and counted, then has them all speak at once; returns what
+/// each session got, in order.
 async fn burst(server: &TestServer) -> Vec<Spoken> {
     let url = server.url("encoding=pcm_s16le&partials=false");
     let refused_before = metric(server.addr, "steno_sessions_refused_total").await;
